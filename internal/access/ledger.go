@@ -1,0 +1,31 @@
+package access
+
+import "time"
+
+// Ledger is the record of one piece of access (a Grant's LedgerKey): which
+// active requests hold it, and whether the principal had it before we first
+// granted it, in which case no revoke may take it away.
+type Ledger struct {
+	Key         string
+	Holders     []string
+	PreExisting bool
+}
+
+// Held reports whether any request other than except still holds the access.
+func (l Ledger) Held(except string) bool {
+	for _, h := range l.Holders {
+		if h != except {
+			return true
+		}
+	}
+	return false
+}
+
+// ApprovalClaims is what an email approval link proves: this approver may
+// decide this request until ExpiresAt. TokenID makes each link single-use.
+type ApprovalClaims struct {
+	TokenID   string
+	RequestID string
+	Approver  string
+	ExpiresAt time.Time
+}

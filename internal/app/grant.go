@@ -1,0 +1,195 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jitaccess/jit/internal/access"
+)
+
+// Activate is the grant schedule's entry point: it activates an APPROVED
+// request whose start has come. Duplicate deliveries are harmless.
+func (s *Service) Activate(ctx context.Context, id string) (access.Request, error) {
+	r, err := s.Store.Get(ctx, id)
+	if err != nil {
+		return r, err
+	}
+	return s.activate(ctx, r)
+}
+
+func (s *Service) provider(kind access.ProviderKind) (Provider, error) {
+	p, ok := s.Providers[kind]
+	if !ok {
+		return nil, access.Errorf(access.KindInternal, "no provider for %q", kind)
+	}
+	return p, nil
+}
+
+// activate follows the order that never leaves access without a way out:
+// 1. the revoke schedule exists, 2. the ledger holds the grant, then the
+// provider grants, 3. a read-back sees the access, then ACTIVE is recorded.
+// A crash after any step leaves a revoke that will fire (revoking what was
+// never granted is a no-op) and an APPROVED request the sweeper retries.
+func (s *Service) activate(ctx context.Context, r access.Request) (access.Request, error) {
+	switch {
+	case r.Status == access.StatusActive || r.Status.Terminal():
+		return r, nil // duplicate or late delivery
+	case r.Status != access.StatusApproved:
+		return r, access.Errorf(access.KindConflict, "request is %s, not APPROVED", r.Status)
+	}
+	now := s.now()
+	if !now.Before(r.EndAt) {
+		return s.failActivation(ctx, r, errors.New("the access window ended before activation"), false)
+	}
+	if now.Before(r.StartAt.Add(-access.ScheduleTolerance)) {
+		// Early delivery: make sure the grant fires at the start instead.
+		return r, s.Scheduler.Schedule(ctx, ActionGrant, r.ID, r.StartAt)
+	}
+	p, err := s.provider(r.Provider)
+	if err != nil {
+		return s.failActivation(ctx, r, err, false)
+	}
+	g := r.Grant()
+
+	// 1. The way out comes first.
+	if err := s.retry(ctx, "schedule revoke", func() error {
+		return s.Scheduler.Schedule(ctx, ActionRevoke, r.ID, r.EndAt)
+	}); err != nil {
+		return s.failActivation(ctx, r, fmt.Errorf("create revoke schedule: %w", err), false)
+	}
+
+	// 2. Ledger, then provider.
+	if err := s.retry(ctx, "hold grant", func() error { return s.hold(ctx, p, g) }); err != nil {
+		return s.failActivation(ctx, r, fmt.Errorf("record grant: %w", err), true)
+	}
+	// 3. Read back before we call it ACTIVE.
+	if err := s.retry(ctx, "grant", func() error {
+		if err := p.Grant(ctx, g); err != nil {
+			return err
+		}
+		ok, err := p.Check(ctx, g, true)
+		if err == nil && !ok {
+			err = access.Errorf(access.KindInternal, "granted, but the read-back does not show the access")
+		}
+		return err
+	}); err != nil {
+		return s.failActivation(ctx, r, fmt.Errorf("grant %s: %w", g.Provider, err), true)
+	}
+
+	next, err := s.applyTo(ctx, r, access.Event{Type: access.EventActivate, Actor: ActorGrant, Comment: "access verified in IAM"})
+	if err != nil {
+		return s.afterLostActivation(ctx, r, p, err)
+	}
+	s.Metrics.Count(ctx, "Grants", 1)
+	s.notify(ctx, access.Notice{Kind: access.NoticeActive, To: []string{r.Requester}, Request: next})
+	return next, nil
+}
+
+// hold records this request in the grant ledger. The first holder also
+// records whether the principal already had the access, so that no revoke
+// ever takes away access we did not give.
+func (s *Service) hold(ctx context.Context, p Provider, g access.Grant) error {
+	key := g.LedgerKey()
+	l, err := s.Store.Ledger(ctx, key)
+	if err != nil {
+		return err
+	}
+	pre := false
+	if len(l.Holders) == 0 && g.Provider != access.ProviderIAMTimeboxedPolicy {
+		if pre, err = p.Check(ctx, g, false); err != nil {
+			return err
+		}
+	}
+	_, err = s.Store.HoldGrant(ctx, key, g.RequestID, pre)
+	return err
+}
+
+// afterLostActivation handles a failed ACTIVE write after access was
+// granted: if a concurrent delivery activated it, fine; if the request was
+// cancelled meanwhile, the access must go again.
+func (s *Service) afterLostActivation(ctx context.Context, r access.Request, p Provider, cause error) (access.Request, error) {
+	cur, err := s.Store.Get(ctx, r.ID)
+	if err != nil {
+		return r, errors.Join(cause, err)
+	}
+	switch cur.Status {
+	case access.StatusActive:
+		return cur, nil
+	case access.StatusApproved:
+		return s.activate(ctx, cur) // a stale read; every step is idempotent
+	}
+	if err := s.withdraw(ctx, p, r.Grant()); err != nil {
+		s.alertAdmins(ctx, cur, fmt.Sprintf("request became %s while access was being granted, and removing it failed: %v", cur.Status, err))
+		return cur, err
+	}
+	_ = s.Scheduler.Unschedule(ctx, ActionRevoke, r.ID)
+	return cur, nil
+}
+
+// failActivation undoes what activation did, removes the revoke schedule,
+// records FAILED and alerts. If undoing fails, the request stays APPROVED
+// with its revoke schedule, so the revoke path still cleans up.
+func (s *Service) failActivation(ctx context.Context, r access.Request, cause error, granted bool) (access.Request, error) {
+	s.Metrics.Count(ctx, "GrantFailures", 1)
+	s.Log.ErrorContext(ctx, "activation failed", "requestId", r.ID, "error", cause)
+	if granted {
+		p, err := s.provider(r.Provider)
+		if err == nil {
+			err = s.withdraw(ctx, p, r.Grant())
+		}
+		if err != nil {
+			s.alertAdmins(ctx, r, fmt.Sprintf("activation failed (%v) and undoing it failed (%v); the revoke schedule stays", cause, err))
+			return r, errors.Join(cause, err)
+		}
+	}
+	if err := s.Scheduler.Unschedule(ctx, ActionRevoke, r.ID); err != nil {
+		s.Log.WarnContext(ctx, "unschedule revoke after failed activation", "requestId", r.ID, "error", err)
+	}
+	next, err := s.applyTo(ctx, r, access.Event{Type: access.EventActivationFailed, Actor: ActorGrant, Error: cause.Error(), Comment: "activation failed; nothing left granted"})
+	if err != nil {
+		return r, errors.Join(cause, err)
+	}
+	s.notify(ctx, access.Notice{Kind: access.NoticeFailed, To: append([]string{r.Requester}, s.admins()...), Request: next, Detail: cause.Error()})
+	return next, nil
+}
+
+// withdraw releases this request's hold and removes the access when no
+// other request holds it and the principal did not have it before. The
+// removal counts only once a read-back no longer sees the access.
+func (s *Service) withdraw(ctx context.Context, p Provider, g access.Grant) error {
+	var l access.Ledger
+	if err := s.retry(ctx, "release grant", func() (err error) {
+		l, err = s.Store.ReleaseGrant(ctx, g.LedgerKey(), g.RequestID)
+		return err
+	}); err != nil {
+		return err
+	}
+	if l.Held(g.RequestID) || l.PreExisting {
+		return nil
+	}
+	if err := s.retry(ctx, "revoke", func() error {
+		if err := p.Revoke(ctx, g); err != nil {
+			return err
+		}
+		present, err := p.Check(ctx, g, false)
+		if err == nil && present {
+			err = access.Errorf(access.KindInternal, "revoked, but the read-back still shows the access")
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	// Another request may have taken hold between our release and our
+	// revoke; give its access back rather than cut it off.
+	after, err := s.Store.Ledger(ctx, g.LedgerKey())
+	if err == nil && after.Held(g.RequestID) {
+		s.Log.WarnContext(ctx, "re-granting for an overlapping request", "requestId", g.RequestID, "holders", after.Holders)
+		err = p.Grant(ctx, g)
+	}
+	return err
+}
+
+func (s *Service) alertAdmins(ctx context.Context, r access.Request, detail string) {
+	s.notify(ctx, access.Notice{Kind: access.NoticeRevokeFailing, To: s.admins(), Request: r, Detail: detail})
+}

@@ -1,0 +1,93 @@
+// Package app holds the use cases (submit, decide, activate, revoke, sweep)
+// and the ports they need. Adapters satisfy the ports without importing app.
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/jitaccess/jit/internal/access"
+)
+
+// Store persists requests, their audit trail, the grant ledger and consumed
+// approval tokens.
+type Store interface {
+	// Create stores a new request with its first audit record; conflict if the id exists.
+	Create(ctx context.Context, r access.Request, rec access.AuditRecord) error
+	// Get returns a request; not found if there is none.
+	Get(ctx context.Context, id string) (access.Request, error)
+	// Transition writes next (conditional on prev.Version still being stored)
+	// and rec in one transaction; conflict when another writer got there first.
+	Transition(ctx context.Context, prev, next access.Request, rec access.AuditRecord) error
+	// ListByRequester returns the requester's requests, newest first.
+	ListByRequester(ctx context.Context, requester string, limit int, cursor string) ([]access.Request, string, error)
+	// ListAwaiting returns PENDING requests that approver may decide.
+	ListAwaiting(ctx context.Context, approver string) ([]access.Request, error)
+	// ListDue returns requests in status whose due time is at or before now,
+	// oldest due first, through the sparse due-work index.
+	ListDue(ctx context.Context, status access.Status, now time.Time, limit int, cursor string) ([]access.Request, string, error)
+	// ListByTicket returns the requests bound to a ticket reference.
+	ListByTicket(ctx context.Context, ticket string) ([]access.Request, error)
+	// Audit returns a request's trail in sequence order.
+	Audit(ctx context.Context, id string) ([]access.AuditRecord, error)
+
+	// HoldGrant adds requestID to the holders of key, creating the entry
+	// with preExisting when it has no holders. It returns the entry after.
+	HoldGrant(ctx context.Context, key, requestID string, preExisting bool) (access.Ledger, error)
+	// ReleaseGrant removes requestID from the holders of key (idempotent) and
+	// returns the entry after; an entry left with no holders is deleted.
+	ReleaseGrant(ctx context.Context, key, requestID string) (access.Ledger, error)
+	// Ledger reads an entry; a missing entry is an empty Ledger, not an error.
+	Ledger(ctx context.Context, key string) (access.Ledger, error)
+
+	// ConsumeToken marks an approval token used; conflict if it already was.
+	ConsumeToken(ctx context.Context, tokenID string, expires time.Time) error
+}
+
+// Schedule actions; schedules are named "<action>-<requestId>".
+const (
+	ActionGrant  = "grant"
+	ActionRevoke = "revoke"
+)
+
+// Scheduler creates one-shot schedules that call back into the system.
+type Scheduler interface {
+	// Schedule creates "<action>-<requestID>" at the given time; an existing
+	// schedule of that name counts as success.
+	Schedule(ctx context.Context, action, requestID string, at time.Time) error
+	// Reschedule moves an existing schedule (or creates it) to a new time.
+	Reschedule(ctx context.Context, action, requestID string, at time.Time) error
+	// Unschedule deletes the schedule; a missing one counts as success.
+	Unschedule(ctx context.Context, action, requestID string) error
+}
+
+// Provider turns a grant into IAM changes. Grant and Revoke are idempotent.
+type Provider interface {
+	Grant(ctx context.Context, g access.Grant) error
+	Revoke(ctx context.Context, g access.Grant) error
+	// Check reads whether the access is in place, re-reading briefly (IAM is
+	// eventually consistent) until it sees want or its small budget ends,
+	// and returns what it saw last.
+	Check(ctx context.Context, g access.Grant, want bool) (bool, error)
+}
+
+// Notifier tells people about a request (email in production).
+type Notifier interface {
+	Notify(ctx context.Context, n access.Notice) error
+}
+
+// Tokens issues and verifies the signed personal approval links.
+type Tokens interface {
+	Issue(ctx context.Context, c access.ApprovalClaims) (string, error)
+	// Verify checks signature and expiry; it does not consume the token.
+	Verify(ctx context.Context, token string, now time.Time) (access.ApprovalClaims, error)
+}
+
+// Metrics records numbers for dashboards and alarms.
+type Metrics interface {
+	Count(ctx context.Context, name string, n float64)
+	Duration(ctx context.Context, name string, d time.Duration)
+}
+
+// Clock tells the time; tests inject their own.
+type Clock func() time.Time

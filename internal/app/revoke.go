@@ -1,0 +1,267 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jitaccess/jit/internal/access"
+)
+
+// RevokeInput says who ends access and why. Expire is the end-time path
+// (schedule or sweeper); otherwise it is an early revoke by a person or an
+// event rule.
+type RevokeInput struct {
+	RequestID  string
+	Actor      string
+	Privileged bool
+	Reason     string
+	Expire     bool
+}
+
+// Expire is the revoke schedule's entry point.
+func (s *Service) Expire(ctx context.Context, id string) (access.Request, error) {
+	return s.Revoke(ctx, RevokeInput{RequestID: id, Actor: ActorRevoke, Privileged: true, Expire: true})
+}
+
+// RevokeEarly is "I'm done" from the requester, or an approver or admin ending access.
+func (s *Service) RevokeEarly(ctx context.Context, caller Caller, id, reason string) (access.Request, error) {
+	r, err := s.Get(ctx, caller, id)
+	if err != nil {
+		return r, err
+	}
+	return s.Revoke(ctx, RevokeInput{RequestID: id, Actor: caller.Identity, Privileged: s.isAdmin(caller.Identity), Reason: reason})
+}
+
+// Revoke ends a request's access. It is safe under duplicate and concurrent
+// delivery: the ledger release and the provider calls are idempotent, and
+// only one terminal transition can win; the others find it done.
+func (s *Service) Revoke(ctx context.Context, in RevokeInput) (access.Request, error) {
+	r, err := s.Store.Get(ctx, in.RequestID)
+	if err != nil {
+		return r, err
+	}
+	if r.Status.Terminal() {
+		return r, nil // a duplicate delivery: already done
+	}
+	if r.Status == access.StatusApproved && in.Expire {
+		// The window ended without a verified activation (a crash between
+		// the activation steps): clean up whatever was done, then FAILED.
+		return s.failActivation(ctx, r, fmt.Errorf("the access window ended before activation completed"), true)
+	}
+	ev := access.Event{Type: access.EventRevoke, Actor: in.Actor, Privileged: in.Privileged, Comment: in.Reason}
+	if in.Expire {
+		ev = access.Event{Type: access.EventExpire, Actor: in.Actor, Privileged: true}
+	}
+	// Ask the lifecycle first, so a refused revoke touches nothing in IAM.
+	if _, err := access.Transition(r, ev, s.now()); err != nil {
+		return r, err
+	}
+	p, err := s.provider(r.Provider)
+	if err != nil {
+		return r, err
+	}
+	if err := s.withdraw(ctx, p, r.Grant()); err != nil {
+		return s.revokeFailed(ctx, r, err)
+	}
+
+	next, err := s.applyTo(ctx, r, ev)
+	if err != nil {
+		cur, gerr := s.Store.Get(ctx, r.ID)
+		if gerr == nil && cur.Status.Terminal() {
+			return cur, nil // a concurrent delivery finished first
+		}
+		if gerr == nil && cur.Status == access.StatusActive {
+			next, err = s.applyTo(ctx, cur, ev)
+		}
+		if err != nil {
+			return r, err
+		}
+	}
+	if !in.Expire {
+		if err := s.Scheduler.Unschedule(ctx, ActionRevoke, r.ID); err != nil {
+			// A leftover schedule finds the request REVOKED and does nothing.
+			s.Log.WarnContext(ctx, "unschedule revoke after early revoke", "requestId", r.ID, "error", err)
+		}
+	}
+	s.Metrics.Count(ctx, "Revokes", 1)
+	if in.Expire {
+		s.Metrics.Duration(ctx, "RevokeLag", max(s.now().Sub(r.EndAt), 0))
+	}
+	s.notify(ctx, access.Notice{Kind: access.NoticeEnded, To: []string{r.Requester}, Request: next, Detail: next.EndReason})
+	return next, nil
+}
+
+// revokeFailed keeps the request ACTIVE with the error and attempt count,
+// alerts admins, and returns the error so the scheduler retries; the sweeper
+// retries too, as the request stays due.
+func (s *Service) revokeFailed(ctx context.Context, r access.Request, cause error) (access.Request, error) {
+	s.Metrics.Count(ctx, "RevokeFailures", 1)
+	s.Log.ErrorContext(ctx, "revoke failed", "requestId", r.ID, "error", cause)
+	next, err := s.applyTo(ctx, r, access.Event{Type: access.EventRevokeFailed, Actor: ActorRevoke, Error: cause.Error()})
+	if err != nil {
+		next = r
+	}
+	s.alertAdmins(ctx, next, fmt.Sprintf("revoking access failed (attempt %d): %v", next.RevokeAttempts, cause))
+	return next, access.Wrap(access.KindInternal, cause, "revoke failed; it stays active and will be retried")
+}
+
+// TicketEvent is an external signal that the work a grant was for is done.
+type TicketEvent struct {
+	Source    string // e.g. the event's source, for the audit trail
+	Ticket    string
+	RequestID string
+}
+
+// EndWork revokes every ACTIVE request bound to the ticket (or the one
+// request id) and cancels those not yet active, recording the event.
+func (s *Service) EndWork(ctx context.Context, ev TicketEvent) ([]access.Request, error) {
+	var rs []access.Request
+	switch {
+	case ev.RequestID != "":
+		r, err := s.Store.Get(ctx, ev.RequestID)
+		if access.IsKind(err, access.KindNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		rs = []access.Request{r}
+	case ev.Ticket != "":
+		var err error
+		if rs, err = s.Store.ListByTicket(ctx, ev.Ticket); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, access.Errorf(access.KindInvalid, "the event names neither a ticket nor a request")
+	}
+	actor := "event:" + ev.Source
+	reason := fmt.Sprintf("work finished (%s)", ev.Source)
+	var out []access.Request
+	var errs []error
+	for _, r := range rs {
+		var err error
+		switch r.Status {
+		case access.StatusActive:
+			r, err = s.Revoke(ctx, RevokeInput{RequestID: r.ID, Actor: actor, Privileged: true, Reason: reason})
+		case access.StatusPending, access.StatusApproved:
+			r, err = s.Cancel(ctx, Caller{Identity: actor}, r.ID, reason)
+		default:
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.ID, err))
+		}
+		out = append(out, r)
+	}
+	if len(errs) > 0 {
+		return out, access.Wrap(access.KindInternal, fmt.Errorf("%v", errs), "some requests could not be ended")
+	}
+	return out, nil
+}
+
+// SweepReport says what one sweep did.
+type SweepReport struct {
+	Expired, Activated, TimedOut int
+	Failed                       int
+	Drift                        int
+	Checked                      int
+	Overdue                      int // ACTIVE past end when found: the revoke schedule did not do its job
+}
+
+// Sweep is the safety net: it drives due work forward through the due-work
+// index (cost follows the number of due items, not the table size), bounded
+// per run, and checks a batch of ACTIVE grants against IAM for drift.
+func (s *Service) Sweep(ctx context.Context) (SweepReport, error) {
+	var rep SweepReport
+	now := s.now()
+	budget := s.SweepLimit
+	for _, st := range []access.Status{access.StatusActive, access.StatusApproved, access.StatusPending} {
+		cursor := ""
+		for budget > 0 {
+			page, next, err := s.Store.ListDue(ctx, st, now, min(budget, 100), cursor)
+			if err != nil {
+				return rep, err
+			}
+			for _, r := range page {
+				budget--
+				s.sweepOne(ctx, r, now, &rep)
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+	}
+	s.checkDrift(ctx, &rep)
+	s.Metrics.Count(ctx, "SweepOverdue", float64(rep.Overdue))
+	s.Metrics.Count(ctx, "SweepFailures", float64(rep.Failed))
+	s.Log.InfoContext(ctx, "sweep", "expired", rep.Expired, "activated", rep.Activated, "timedOut", rep.TimedOut,
+		"failed", rep.Failed, "checked", rep.Checked, "drift", rep.Drift, "overdue", rep.Overdue)
+	return rep, nil
+}
+
+// overdueAfter is how late past its end an ACTIVE grant must be before the
+// sweeper counts the revoke schedule as having failed.
+const overdueAfter = 2 * time.Minute
+
+func (s *Service) sweepOne(ctx context.Context, r access.Request, now time.Time, rep *SweepReport) {
+	var err error
+	switch r.Status {
+	case access.StatusActive:
+		if now.Sub(r.EndAt) > overdueAfter {
+			rep.Overdue++
+		}
+		if _, err = s.Revoke(ctx, RevokeInput{RequestID: r.ID, Actor: ActorSweeper, Privileged: true, Expire: true}); err == nil {
+			rep.Expired++
+		}
+	case access.StatusApproved:
+		var got access.Request
+		if got, err = s.activate(ctx, r); err == nil && got.Status == access.StatusActive {
+			rep.Activated++
+		}
+	case access.StatusPending:
+		if _, _, err = s.apply(ctx, r.ID, func(access.Request) access.Event {
+			return access.Event{Type: access.EventTimeout, Actor: ActorSweeper}
+		}); err == nil {
+			rep.TimedOut++
+			s.notify(ctx, access.Notice{Kind: access.NoticeTimedOut, To: []string{r.Requester}, Request: r})
+		}
+	}
+	if err != nil && !access.IsKind(err, access.KindConflict) {
+		rep.Failed++
+		s.Log.ErrorContext(ctx, "sweep item failed", "requestId", r.ID, "status", r.Status, "error", err)
+	}
+}
+
+// checkDrift compares the ACTIVE grants ending soonest with IAM and records
+// access that vanished outside the system, once per finding.
+func (s *Service) checkDrift(ctx context.Context, rep *SweepReport) {
+	far := s.now().Add(100 * 365 * 24 * time.Hour)
+	active, _, err := s.Store.ListDue(ctx, access.StatusActive, far, s.DriftBatch, "")
+	if err != nil {
+		s.Log.ErrorContext(ctx, "drift: list active", "error", err)
+		return
+	}
+	for _, r := range active {
+		p, err := s.provider(r.Provider)
+		if err != nil {
+			continue
+		}
+		rep.Checked++
+		present, err := p.Check(ctx, r.Grant(), true)
+		if err != nil {
+			s.Log.WarnContext(ctx, "drift check", "requestId", r.ID, "error", err)
+			continue
+		}
+		const missing = "access is missing in IAM: removed outside the system"
+		if present || r.LastError == "drift: "+missing {
+			continue
+		}
+		rep.Drift++
+		if _, err := s.applyTo(ctx, r, access.Event{Type: access.EventDrift, Actor: ActorSweeper, Comment: missing}); err != nil {
+			s.Log.WarnContext(ctx, "drift record", "requestId", r.ID, "error", err)
+		}
+		s.alertAdmins(ctx, r, missing)
+	}
+}
