@@ -154,21 +154,64 @@ func (s *Service) failActivation(ctx context.Context, r access.Request, cause er
 	return next, nil
 }
 
-// withdraw releases this request's hold and removes the access when no
-// other request holds it and the principal did not have it before. The
-// removal counts only once a read-back no longer sees the access.
+// withdraw removes this request's hold on the access, and the access
+// itself when no other request holds it and the principal did not have it
+// before. While we are the only holder we revoke first and release after,
+// so a crash in between leaves the hold for the retry to find (and no other
+// request mistakes our leftover access for pre-existing). When others hold
+// it we only release; the atomic release tells whether we were the last,
+// and the last one out revokes. A revoke counts once a read-back no longer
+// sees the access.
 func (s *Service) withdraw(ctx context.Context, p Provider, g access.Grant) error {
+	key := g.LedgerKey()
 	var l access.Ledger
-	if err := s.retry(ctx, "release grant", func() (err error) {
-		l, err = s.Store.ReleaseGrant(ctx, g.LedgerKey(), g.RequestID)
+	if err := s.retry(ctx, "read grant", func() (err error) {
+		l, err = s.Store.Ledger(ctx, key)
 		return err
 	}); err != nil {
 		return err
 	}
-	if l.Held(g.RequestID) || l.PreExisting {
+	if l.PreExisting {
+		return s.release(ctx, key, g.RequestID, nil)
+	}
+	if l.Held(g.RequestID) {
+		return s.release(ctx, key, g.RequestID, func(after access.Ledger) error {
+			if len(after.Holders) > 0 || after.PreExisting {
+				return nil
+			}
+			return s.removeAccess(ctx, p, g) // the others left meanwhile
+		})
+	}
+	if err := s.removeAccess(ctx, p, g); err != nil {
+		return err
+	}
+	return s.release(ctx, key, g.RequestID, func(after access.Ledger) error {
+		if !after.Held(g.RequestID) {
+			return nil
+		}
+		// Another request took hold while we revoked: give its access back.
+		s.Log.WarnContext(ctx, "re-granting for an overlapping request", "requestId", g.RequestID, "holders", after.Holders)
+		return s.retry(ctx, "re-grant", func() error { return p.Grant(ctx, g) })
+	})
+}
+
+func (s *Service) release(ctx context.Context, key, id string, then func(access.Ledger) error) error {
+	var after access.Ledger
+	if err := s.retry(ctx, "release grant", func() (err error) {
+		after, err = s.Store.ReleaseGrant(ctx, key, id)
+		return err
+	}); err != nil {
+		return err
+	}
+	if then == nil {
 		return nil
 	}
-	if err := s.retry(ctx, "revoke", func() error {
+	return then(after)
+}
+
+// removeAccess revokes and reads back until the access is gone.
+func (s *Service) removeAccess(ctx context.Context, p Provider, g access.Grant) error {
+	return s.retry(ctx, "revoke", func() error {
 		if err := p.Revoke(ctx, g); err != nil {
 			return err
 		}
@@ -177,17 +220,7 @@ func (s *Service) withdraw(ctx context.Context, p Provider, g access.Grant) erro
 			err = access.Errorf(access.KindInternal, "revoked, but the read-back still shows the access")
 		}
 		return err
-	}); err != nil {
-		return err
-	}
-	// Another request may have taken hold between our release and our
-	// revoke; give its access back rather than cut it off.
-	after, err := s.Store.Ledger(ctx, g.LedgerKey())
-	if err == nil && after.Held(g.RequestID) {
-		s.Log.WarnContext(ctx, "re-granting for an overlapping request", "requestId", g.RequestID, "holders", after.Holders)
-		err = p.Grant(ctx, g)
-	}
-	return err
+	})
 }
 
 func (s *Service) alertAdmins(ctx context.Context, r access.Request, detail string) {

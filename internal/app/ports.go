@@ -31,11 +31,14 @@ type Store interface {
 	// Audit returns a request's trail in sequence order.
 	Audit(ctx context.Context, id string) ([]access.AuditRecord, error)
 
-	// HoldGrant adds requestID to the holders of key, creating the entry
-	// with preExisting when it has no holders. It returns the entry after.
+	// HoldGrant adds requestID to the holders of key; preExisting is recorded
+	// when the entry has no holders yet (a fresh look at IAM), and kept
+	// otherwise. It returns the entry after.
 	HoldGrant(ctx context.Context, key, requestID string, preExisting bool) (access.Ledger, error)
 	// ReleaseGrant removes requestID from the holders of key (idempotent) and
-	// returns the entry after; an entry left with no holders is deleted.
+	// returns the entry after. An entry left with no holders is deleted,
+	// unless it records pre-existing access: a duplicate or retried revoke
+	// must still see that, and never take such access away.
 	ReleaseGrant(ctx context.Context, key, requestID string) (access.Ledger, error)
 	// Ledger reads an entry; a missing entry is an empty Ledger, not an error.
 	Ledger(ctx context.Context, key string) (access.Ledger, error)
