@@ -7,6 +7,8 @@ FUZZ_TARGETS := ./internal/catalog:FuzzParse ./internal/token:FuzzVerify ./inter
 FUZZTIME ?= 5s
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
 FUNCTIONS := intake approve grant revoke sweep
+# The policy catalog bundled next to each function's bootstrap (CATALOG_FILE=catalog.yaml).
+CATALOG ?= infra/catalog.example.yaml
 
 .PHONY: run test unit fuzz lint tools build deploy bench soak clean
 
@@ -38,6 +40,7 @@ fuzz:
 # sam build calls build-<LogicalId> with ARTIFACTS_DIR set.
 build-%Function:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(shell echo $* | tr 'A-Z' 'a-z')
+	cp $(CATALOG) $(ARTIFACTS_DIR)/catalog.yaml
 
 build:
 	@set -e; for f in $(FUNCTIONS); do \

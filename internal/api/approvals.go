@@ -127,7 +127,7 @@ func (h *approvals) page(w http.ResponseWriter, r *http.Request, status int, d p
 
 var approvalPage = template.Must(template.New("approval").Funcs(template.FuncMap{
 	"when": func(t time.Time) string { return t.UTC().Format("Mon 2 Jan 2006 15:04 MST") },
-	"dur": func(r *access.Request) string { return r.Duration().String() },
+	"dur":  func(r *access.Request) string { return r.Duration().String() },
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <meta name="robots" content="noindex"><title>{{.Title}} · JIT access</title>

@@ -154,4 +154,3 @@ func commentOf(r *http.Request) (string, error) {
 	}
 	return strings.TrimSpace(b.Comment), nil
 }
-

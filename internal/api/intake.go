@@ -231,4 +231,3 @@ func requestID(r *http.Request) (string, error) {
 	}
 	return id, nil
 }
-

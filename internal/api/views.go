@@ -61,17 +61,17 @@ func views(rs []access.Request) []requestView {
 }
 
 type roleView struct {
-	ID                  string `json:"id"`
-	Description         string `json:"description"`
-	Provider            string `json:"provider"`
-	DefaultDuration     string `json:"defaultDuration"`
-	MaxDuration         string `json:"maxDuration"`
-	Approvals           int    `json:"approvals"`
-	TicketRequired      bool   `json:"ticketRequired"`
-	TicketPattern       string `json:"ticketPattern,omitempty"`
-	MinJustification    int    `json:"minJustification"`
-	AutoApprove         bool   `json:"autoApprove"`
-	BreakGlass          bool   `json:"breakGlass"`
+	ID               string `json:"id"`
+	Description      string `json:"description"`
+	Provider         string `json:"provider"`
+	DefaultDuration  string `json:"defaultDuration"`
+	MaxDuration      string `json:"maxDuration"`
+	Approvals        int    `json:"approvals"`
+	TicketRequired   bool   `json:"ticketRequired"`
+	TicketPattern    string `json:"ticketPattern,omitempty"`
+	MinJustification int    `json:"minJustification"`
+	AutoApprove      bool   `json:"autoApprove"`
+	BreakGlass       bool   `json:"breakGlass"`
 }
 
 func newRoleView(r catalog.Role) roleView {

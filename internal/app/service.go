@@ -124,8 +124,8 @@ var errDomain = errors.New("refused by the lifecycle")
 
 type domainError struct{ err error }
 
-func (d domainError) Error() string        { return d.err.Error() }
-func (d domainError) Unwrap() []error      { return []error{d.err, errDomain} }
+func (d domainError) Error() string   { return d.err.Error() }
+func (d domainError) Unwrap() []error { return []error{d.err, errDomain} }
 func unwrapDomain(err error) error {
 	var d domainError
 	if errors.As(err, &d) {
@@ -204,7 +204,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 type noMetrics struct{}
 
-func (noMetrics) Count(context.Context, string, float64)         {}
+func (noMetrics) Count(context.Context, string, float64)          {}
 func (noMetrics) Duration(context.Context, string, time.Duration) {}
 
 type noNotifier struct{}
