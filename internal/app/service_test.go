@@ -15,8 +15,6 @@ import (
 	"github.com/jitaccess/jit/internal/dynamo/memstore"
 )
 
-
-
 type env struct {
 	*apptest.Env
 	svc   *app.Service
