@@ -145,7 +145,7 @@ func (s *Service) EndWork(ctx context.Context, ev TicketEvent) ([]access.Request
 		case access.StatusActive:
 			r, err = s.Revoke(ctx, RevokeInput{RequestID: r.ID, Actor: actor, Privileged: true, Reason: reason})
 		case access.StatusPending, access.StatusApproved:
-			r, err = s.Cancel(ctx, Caller{Identity: actor}, r.ID, reason)
+			r, err = s.cancel(ctx, actor, true, r.ID, reason)
 		default:
 			continue
 		}

@@ -204,8 +204,12 @@ func (s *Service) DecideByLink(ctx context.Context, token string, d access.Decis
 
 // Cancel withdraws a request before it becomes active.
 func (s *Service) Cancel(ctx context.Context, caller Caller, id, reason string) (access.Request, error) {
+	return s.cancel(ctx, caller.Identity, s.isAdmin(caller.Identity), id, reason)
+}
+
+func (s *Service) cancel(ctx context.Context, actor string, privileged bool, id, reason string) (access.Request, error) {
 	prev, r, err := s.apply(ctx, id, func(access.Request) access.Event {
-		return access.Event{Type: access.EventCancel, Actor: caller.Identity, Privileged: s.isAdmin(caller.Identity), Comment: reason}
+		return access.Event{Type: access.EventCancel, Actor: actor, Privileged: privileged, Comment: reason}
 	})
 	if err != nil {
 		return r, err
