@@ -33,7 +33,7 @@ fuzz:
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		if ls $$pkg/*_test.go >/dev/null 2>&1 && grep -q "func $$name(" $$pkg/*_test.go; then \
 			echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
-			$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
+			$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s $$pkg; \
 		else echo "fuzz target $$name missing in $$pkg"; exit 1; fi; \
 	done
 
