@@ -18,15 +18,18 @@ run: tools
 test: tools lint unit fuzz
 
 tools:
-	@./scripts/check-tools.sh
+	@./.ci/check-tools.sh
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	@if [ -f template.yaml ]; then echo "cfn-lint template.yaml"; cfn-lint template.yaml; fi
 
+# The summary says how many tests ran against moto and fails CI on any skip
+# caused by a missing tool.
 unit:
-	$(GO) test -count=1 -timeout 30m $(PKGS)
+	@mkdir -p .build && $(GO) build -o .build/testsummary ./infra/testsummary
+	@set -o pipefail; $(GO) test -json -count=1 -timeout 30m $(PKGS) | .build/testsummary
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -24,6 +24,9 @@ import (
 // InstallHint says how to get moto_server.
 const InstallHint = "moto_server not found: install it with pip install 'moto[server]' (or run make deps)"
 
+// MotoMarker starts the log line of every test that runs against moto.
+const MotoMarker = "awstest: moto_server at"
+
 // Region and AccountID are moto's defaults.
 const (
 	Region    = "us-east-1"
@@ -71,6 +74,8 @@ func Require(t testing.TB) *Server {
 	if err := shared.Reset(); err != nil {
 		t.Fatalf("moto reset: %v", err)
 	}
+	// The test summary counts tests that log this marker as moto-backed.
+	t.Logf("%s %s", MotoMarker, shared.URL)
 	return shared
 }
 
