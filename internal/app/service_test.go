@@ -394,9 +394,10 @@ func TestEndWorkByTicket(t *testing.T) {
 	ended, err := e.svc.EndWork(ctx(), app.TicketEvent{Source: "jira", Ticket: "OPS-1"})
 	require.NoError(t, err)
 	require.Len(t, ended, 2)
-	assert.Equal(t, access.StatusRevoked, ended[0].Status)
-	assert.Equal(t, "event:jira", ended[0].EndedBy)
-	assert.Equal(t, access.StatusCancelled, ended[1].Status, "work that is done needs no future access either")
+	byID := map[string]access.Request{ended[0].ID: ended[0], ended[1].ID: ended[1]}
+	assert.Equal(t, access.StatusRevoked, byID[a.ID].Status)
+	assert.Equal(t, "event:jira", byID[a.ID].EndedBy)
+	assert.Equal(t, access.StatusCancelled, byID[later.ID].Status, "work that is done needs no future access either")
 	_, scheduled := e.sched.At(app.ActionGrant, later.ID)
 	assert.False(t, scheduled)
 	assert.False(t, e.iam.Has(a.Grant()))
