@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jitaccess/jit/internal/access"
 	"github.com/jitaccess/jit/internal/app"
@@ -25,7 +26,8 @@ func Approvals(svc *app.Service, opt Options) http.Handler {
 		h.log = slog.Default()
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /approvals/{token}", h.show) // also serves HEAD
+	mux.HandleFunc("GET /approvals/{token}", h.show)
+	mux.HandleFunc("HEAD /approvals/{token}", h.show)
 	mux.HandleFunc("POST /approvals/{token}", h.decide)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.page(w, r, http.StatusNotFound, pageData{Title: "Not found", Message: "There is nothing here."})
@@ -77,7 +79,7 @@ func (h *approvals) decide(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	comment := strings.TrimSpace(r.PostForm.Get("comment"))
-	if len(comment) > 1000 {
+	if utf8.RuneCountInString(comment) > 1000 {
 		h.fail(w, r, access.FieldErrorf("comment", "must be at most 1000 characters"))
 		return
 	}

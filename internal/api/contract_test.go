@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,9 +36,11 @@ type fixture struct {
 func newFixture(t testing.TB) *fixture {
 	e := apptest.NewEnv(t)
 	ids := []string{pendingID, activeID}
+	next := 0
 	e.Svc.NewID = func() string {
 		if len(ids) == 0 {
-			return "01JNEW" + strings.Repeat("0", 19) + "1"
+			next++
+			return fmt.Sprintf("01JNEW%020d", next)
 		}
 		id := ids[0]
 		ids = ids[1:]

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jitaccess/jit/internal/access"
 	"github.com/jitaccess/jit/internal/app"
@@ -103,10 +104,10 @@ func (b CreateBody) input() (app.SubmitInput, error) {
 	if len(in.RoleID) > 64 {
 		return in, access.FieldErrorf("roleId", "must be at most 64 characters")
 	}
-	if len(in.Justification) > 2000 {
+	if utf8.RuneCountInString(in.Justification) > 2000 {
 		return in, access.FieldErrorf("justification", "must be at most 2000 characters")
 	}
-	if len(in.Ticket) > 128 {
+	if utf8.RuneCountInString(in.Ticket) > 128 {
 		return in, access.FieldErrorf("ticket", "must be at most 128 characters")
 	}
 	if b.Duration != "" {
@@ -149,8 +150,9 @@ func commentOf(r *http.Request) (string, error) {
 	if err := decodeOptional(r, &b); err != nil {
 		return "", err
 	}
-	if len(b.Comment) > 1000 {
+	comment := strings.TrimSpace(b.Comment)
+	if utf8.RuneCountInString(comment) > 1000 {
 		return "", access.FieldErrorf("comment", "must be at most 1000 characters")
 	}
-	return strings.TrimSpace(b.Comment), nil
+	return comment, nil
 }

@@ -36,6 +36,7 @@ var IntakeRoutes = []string{
 // ApprovalRoutes are the public, token-authenticated email-link routes.
 var ApprovalRoutes = []string{
 	"GET /approvals/{token}",
+	"HEAD /approvals/{token}",
 	"POST /approvals/{token}",
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jitaccess/jit/internal/access"
 )
@@ -40,7 +41,9 @@ func (s *Service) activate(ctx context.Context, r access.Request) (access.Reques
 	}
 	now := s.now()
 	if !now.Before(r.EndAt) {
-		return s.failActivation(ctx, r, errors.New("the access window ended before activation"), false)
+		// An earlier delivery may have died after granting: undo what this
+		// request holds (withdraw touches nothing it does not hold).
+		return s.failActivation(ctx, r, errors.New("the access window ended before activation"), true)
 	}
 	if now.Before(r.StartAt.Add(-access.ScheduleTolerance)) {
 		// Early delivery: make sure the grant fires at the start instead.
@@ -77,7 +80,11 @@ func (s *Service) activate(ctx context.Context, r access.Request) (access.Reques
 		return s.failActivation(ctx, r, fmt.Errorf("grant %s: %w", g.Provider, err), true)
 	}
 
-	next, err := s.applyTo(ctx, r, access.Event{Type: access.EventActivate, Actor: ActorGrant, Comment: "access verified in IAM"})
+	var next access.Request
+	err = s.retry(ctx, "record activation", func() (err error) {
+		next, err = s.applyTo(ctx, r, access.Event{Type: access.EventActivate, Actor: ActorGrant, Comment: "access verified in IAM"})
+		return err
+	})
 	if err != nil {
 		return s.afterLostActivation(ctx, r, p, err)
 	}
@@ -117,7 +124,13 @@ func (s *Service) afterLostActivation(ctx context.Context, r access.Request, p P
 	case access.StatusActive:
 		return cur, nil
 	case access.StatusApproved:
-		return s.activate(ctx, cur) // a stale read; every step is idempotent
+		if access.IsKind(cause, access.KindConflict) {
+			return s.activate(ctx, cur) // a stale read; every step is idempotent
+		}
+		// The store keeps failing the write: stop as a crash before it would.
+		// The revoke schedule and the ledger hold are in place; the error
+		// makes the scheduler re-deliver, and the sweeper retries too.
+		return cur, cause
 	}
 	if err := s.withdraw(ctx, p, r.Grant()); err != nil {
 		s.alertAdmins(ctx, cur, fmt.Sprintf("request became %s while access was being granted, and removing it failed: %v", cur.Status, err))
@@ -156,12 +169,13 @@ func (s *Service) failActivation(ctx context.Context, r access.Request, cause er
 
 // withdraw removes this request's hold on the access, and the access
 // itself when no other request holds it and the principal did not have it
-// before. While we are the only holder we revoke first and release after,
-// so a crash in between leaves the hold for the retry to find (and no other
-// request mistakes our leftover access for pre-existing). When others hold
-// it we only release; the atomic release tells whether we were the last,
-// and the last one out revokes. A revoke counts once a read-back no longer
-// sees the access.
+// before. The rule that keeps it safe: a request lets go of the ledger
+// before the access is gone only while another request still holds it
+// (ReleaseIfShared is one conditional write); the last holder revokes,
+// reads back until the access is gone, and only then releases. So a crash
+// anywhere leaves either a holder that a retry will find, or nothing of
+// ours in IAM; and no request ever mistakes our leftover access for
+// pre-existing, as it never sees an empty entry while the access is ours.
 func (s *Service) withdraw(ctx context.Context, p Provider, g access.Grant) error {
 	key := g.LedgerKey()
 	var l access.Ledger
@@ -171,16 +185,23 @@ func (s *Service) withdraw(ctx context.Context, p Provider, g access.Grant) erro
 	}); err != nil {
 		return err
 	}
+	if !slices.Contains(l.Holders, g.RequestID) {
+		// Never held (activation stopped before the ledger step), or an
+		// earlier try already finished: nothing in IAM is ours to take.
+		return nil
+	}
 	if l.PreExisting {
 		return s.release(ctx, key, g.RequestID, nil)
 	}
-	if l.Held(g.RequestID) {
-		return s.release(ctx, key, g.RequestID, func(after access.Ledger) error {
-			if len(after.Holders) > 0 || after.PreExisting {
-				return nil
-			}
-			return s.removeAccess(ctx, p, g) // the others left meanwhile
-		})
+	var released bool
+	if err := s.retry(ctx, "release shared grant", func() (err error) {
+		l, released, err = s.Store.ReleaseIfShared(ctx, key, g.RequestID)
+		return err
+	}); err != nil {
+		return err
+	}
+	if released {
+		return nil // another request still holds it
 	}
 	if err := s.removeAccess(ctx, p, g); err != nil {
 		return err

@@ -40,6 +40,11 @@ type Store interface {
 	// unless it records pre-existing access: a duplicate or retried revoke
 	// must still see that, and never take such access away.
 	ReleaseGrant(ctx context.Context, key, requestID string) (access.Ledger, error)
+	// ReleaseIfShared removes requestID from the holders of key only while
+	// another request still holds the access (one atomic, conditional
+	// write); released says whether it did. The last holder must remove
+	// the access before it releases.
+	ReleaseIfShared(ctx context.Context, key, requestID string) (l access.Ledger, released bool, err error)
 	// Ledger reads an entry; a missing entry is an empty Ledger, not an error.
 	Ledger(ctx context.Context, key string) (access.Ledger, error)
 

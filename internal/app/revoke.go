@@ -45,6 +45,11 @@ func (s *Service) Revoke(ctx context.Context, in RevokeInput) (access.Request, e
 		return r, nil // a duplicate delivery: already done
 	}
 	if r.Status == access.StatusApproved && in.Expire {
+		if s.now().Before(r.EndAt.Add(-access.ScheduleTolerance)) {
+			// An early or stray delivery: the window is still open, and
+			// the grant may yet come. Refused like an early expire of ACTIVE.
+			return r, access.Errorf(access.KindConflict, "end time %s has not come", r.EndAt.Format(time.RFC3339))
+		}
 		// The window ended without a verified activation (a crash between
 		// the activation steps): clean up whatever was done, then FAILED.
 		return s.failActivation(ctx, r, fmt.Errorf("the access window ended before activation completed"), true)

@@ -417,3 +417,72 @@ func TestEarlyRevokePermissions(t *testing.T) {
 	_, ok := e.sched.At(app.ActionRevoke, r.ID)
 	assert.False(t, ok, "early revoke deletes the pending revoke schedule")
 }
+
+func TestLastHolderKeepsItsHoldUntilTheAccessIsGone(t *testing.T) {
+	e := newEnv(t)
+	a := e.submit(t, alice, app.SubmitInput{RoleID: "auto", Duration: 2 * time.Hour})
+	b := e.submit(t, alice, app.SubmitInput{RoleID: "auto", Duration: time.Hour})
+	e.clock.Set(b.EndAt)
+	_, err := e.svc.Expire(ctx(), b.ID)
+	require.NoError(t, err)
+	require.True(t, e.iam.Has(a.Grant()))
+
+	e.clock.Set(a.EndAt)
+	e.iam.Fail("Revoke", -1)
+	_, err = e.svc.Expire(ctx(), a.ID)
+	require.Error(t, err)
+	l, err := e.store.Ledger(ctx(), a.Grant().LedgerKey())
+	require.NoError(t, err)
+	assert.Equal(t, []string{a.ID}, l.Holders, "a failed revoke keeps the hold, so the retry still owns the access")
+
+	e.iam.Fail("Revoke", 0)
+	got, err := e.svc.Expire(ctx(), a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, access.StatusExpired, got.Status)
+	assert.False(t, e.iam.Has(a.Grant()))
+}
+
+func TestCrashBeforeTheLedgerNeverRemovesOthersAccess(t *testing.T) {
+	e := newEnv(t)
+	pre := access.Grant{Provider: access.ProviderIAMPolicy, Principal: access.Principal{Kind: access.PrincipalUser, Name: "bob"},
+		Target: access.Target{PolicyARN: "arn:aws:iam::aws:policy/ReadOnlyAccess"}}
+	e.iam.Set(pre, true)
+	// The ledger write keeps failing, as after a crash right after the
+	// revoke schedule was created.
+	e.svc.Store = failingHold{e.store}
+	r := e.submit(t, bob, app.SubmitInput{RoleID: "auto"})
+	require.Equal(t, access.StatusFailed, r.Status)
+	assert.True(t, e.iam.Has(pre), "failing activation does not touch access it never held")
+
+	// The process dies right after creating the revoke schedule: the
+	// request stays APPROVED until its revoke fires.
+	e.svc.Store = crashingHold{e.store}
+	require.Panics(t, func() { _, _ = e.svc.Submit(ctx(), bob, app.SubmitInput{RoleID: "auto", Justification: why}) })
+	e.svc.Store = e.store
+	var crashed access.Request
+	for _, x := range e.store.AllRequests() {
+		if x.Status == access.StatusApproved {
+			crashed = x
+		}
+	}
+	require.NotEmpty(t, crashed.ID)
+	_, ok := e.sched.At(app.ActionRevoke, crashed.ID)
+	require.True(t, ok)
+	e.clock.Set(crashed.EndAt)
+	got, err := e.svc.Expire(ctx(), crashed.ID)
+	require.NoError(t, err)
+	assert.Equal(t, access.StatusFailed, got.Status)
+	assert.True(t, e.iam.Has(pre), "access the request never took hold of is not its to remove")
+}
+
+type failingHold struct{ app.Store }
+
+func (failingHold) HoldGrant(context.Context, string, string, bool) (access.Ledger, error) {
+	return access.Ledger{}, access.Errorf(access.KindInternal, "injected: ledger unavailable")
+}
+
+type crashingHold struct{ app.Store }
+
+func (crashingHold) HoldGrant(context.Context, string, string, bool) (access.Ledger, error) {
+	panic("crash between the revoke schedule and the ledger")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jitaccess/jit/internal/access"
 	"github.com/jitaccess/jit/internal/catalog"
@@ -142,7 +143,7 @@ func (s *Service) Decide(ctx context.Context, caller Caller, in DecideInput) (ac
 	default:
 		return access.Request{}, access.FieldErrorf("decision", "must be approve or deny")
 	}
-	if len(in.Comment) > 1000 {
+	if utf8.RuneCountInString(in.Comment) > 1000 {
 		return access.Request{}, access.FieldErrorf("comment", "must be at most 1000 characters")
 	}
 	_, r, err := s.apply(ctx, in.RequestID, func(access.Request) access.Event {

@@ -666,6 +666,42 @@ func (s *Store) ReleaseGrant(ctx context.Context, key, requestID string) (access
 	return l, nil
 }
 
+// ReleaseIfShared removes requestID from the holders of key only while
+// another request still holds the access, in one conditional update; the
+// last holder must remove the access before it lets go.
+func (s *Store) ReleaseIfShared(ctx context.Context, key, requestID string) (access.Ledger, bool, error) {
+	if key == "" || requestID == "" {
+		return access.Ledger{Key: key}, false, access.Errorf(access.KindInvalid, "a ledger key and a request id are required")
+	}
+	holders := expression.Name(AttrHolders)
+	e, err := expression.NewBuilder().
+		WithUpdate(expression.Delete(holders, stringSet(requestID))).
+		WithCondition(expression.Contains(holders, requestID).And(expression.Size(holders).GreaterThan(expression.Value(1)))).
+		Build()
+	if err != nil {
+		return access.Ledger{Key: key}, false, internal(err, "build shared release of %s", key)
+	}
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.tables.State), Key: grantKey(key),
+		UpdateExpression: e.Update(), ConditionExpression: e.Condition(),
+		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
+		ReturnValues: types.ReturnValueAllNew, ReturnConsumedCapacity: s.returnCC(),
+	})
+	if isConditionFailed(err) {
+		l, err := s.Ledger(ctx, key)
+		return l, false, err
+	}
+	if err != nil {
+		return access.Ledger{Key: key}, false, internal(err, "release shared grant %s for %s", key, requestID)
+	}
+	s.consumed("ReleaseIfShared.UpdateItem", out.ConsumedCapacity)
+	l, err := unmarshalLedger(key, out.Attributes)
+	if err != nil {
+		return access.Ledger{Key: key}, false, internal(err, "read grant %s", key)
+	}
+	return l, true, nil
+}
+
 // Ledger reads an entry; a missing entry is an empty Ledger.
 func (s *Store) Ledger(ctx context.Context, key string) (access.Ledger, error) {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{

@@ -378,6 +378,25 @@ func (s *Store) ReleaseGrant(_ context.Context, key, requestID string) (access.L
 	return l.view(key), nil
 }
 
+// ReleaseIfShared removes requestID from the holders of key only while
+// another request still holds the access.
+func (s *Store) ReleaseIfShared(_ context.Context, key, requestID string) (access.Ledger, bool, error) {
+	if key == "" || requestID == "" {
+		return access.Ledger{Key: key}, false, access.Errorf(access.KindInvalid, "a ledger key and a request id are required")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.ledger[key]
+	if !ok {
+		return access.Ledger{Key: key}, false, nil
+	}
+	if !l.holders[requestID] || len(l.holders) < 2 {
+		return l.view(key), false, nil
+	}
+	delete(l.holders, requestID)
+	return l.view(key), true, nil
+}
+
 // Ledger reads an entry; a missing entry is an empty Ledger.
 func (s *Store) Ledger(_ context.Context, key string) (access.Ledger, error) {
 	s.mu.Lock()

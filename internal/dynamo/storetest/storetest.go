@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) app.Store) {
 		{"ListByTicket", testListByTicket},
 		{"ListAwaiting", testListAwaiting},
 		{"Ledger", testLedger},
+		{"ReleaseIfShared", testReleaseIfShared},
 		{"ConsumeTokenOnce", testConsumeToken},
 		{"InvalidInput", testInvalidInput},
 	}
@@ -669,6 +670,38 @@ func testLedger(t *testing.T, s app.Store) {
 	other, err := s.Ledger(ctx(t), "iam-group|user/bob|admins")
 	require.NoError(t, err)
 	require.Equal(t, access.Ledger{Key: "iam-group|user/bob|admins"}, other)
+}
+
+func testReleaseIfShared(t *testing.T, s app.Store) {
+	const key = "iam-policy|role/ops|arn:aws:iam::aws:policy/ReadOnlyAccess"
+	l, released, err := s.ReleaseIfShared(ctx(t), key, "r1")
+	require.NoError(t, err)
+	require.False(t, released, "nothing to release")
+	require.Empty(t, l.Holders)
+
+	_, err = s.HoldGrant(ctx(t), key, "r1", false)
+	require.NoError(t, err)
+	_, released, err = s.ReleaseIfShared(ctx(t), key, "r1")
+	require.NoError(t, err)
+	require.False(t, released, "the last holder keeps its hold until the access is gone")
+
+	_, err = s.HoldGrant(ctx(t), key, "r2", true)
+	require.NoError(t, err)
+	l, released, err = s.ReleaseIfShared(ctx(t), key, "r9")
+	require.NoError(t, err)
+	require.False(t, released, "a request that does not hold it releases nothing")
+	require.Equal(t, []string{"r1", "r2"}, l.Holders)
+
+	l, released, err = s.ReleaseIfShared(ctx(t), key, "r1")
+	require.NoError(t, err)
+	require.True(t, released)
+	require.Equal(t, access.Ledger{Key: key, Holders: []string{"r2"}}, l)
+	_, released, err = s.ReleaseIfShared(ctx(t), key, "r2")
+	require.NoError(t, err)
+	require.False(t, released)
+
+	_, _, err = s.ReleaseIfShared(ctx(t), "", "r1")
+	requireKind(t, access.KindInvalid, err)
 }
 
 func testConsumeToken(t *testing.T, s app.Store) {
