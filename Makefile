@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 PKGS := ./...
 # Each fuzz target runs briefly on every `make test`, from its checked-in seed corpus.
-FUZZ_TARGETS := ./internal/catalog:FuzzParse ./internal/token:FuzzVerify ./internal/api:FuzzDecodeCreate
+FUZZ_TARGETS := ./internal/catalog:FuzzParse ./internal/token:FuzzVerify ./internal/api:FuzzDecodeCreate ./internal/schedule:FuzzParsePayload
 FUZZTIME ?= 5s
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
 FUNCTIONS := intake approve grant revoke sweep
