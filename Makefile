@@ -12,8 +12,11 @@ CATALOG ?= infra/catalog.example.yaml
 
 .PHONY: run test unit fuzz lint tools build deploy bench soak clean
 
-run: tools
-	$(GO) run ./infra/local $(ARGS)
+# Built first and exec'd, so Ctrl-C reaches the stack and ends it cleanly.
+run:
+	@command -v moto_server >/dev/null || { echo "error: moto_server is missing: pip install 'moto[server]'"; exit 1; }
+	@mkdir -p .build && $(GO) build -o .build/jit-local ./infra/local
+	@exec .build/jit-local $(ARGS)
 
 test: tools lint unit fuzz
 

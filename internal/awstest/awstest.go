@@ -22,7 +22,7 @@ import (
 )
 
 // InstallHint says how to get moto_server.
-const InstallHint = "moto_server not found: install it with pip install 'moto[server]' (or run make deps)"
+const InstallHint = "moto_server not found: install it with pip install 'moto[server]'"
 
 // MotoMarker starts the log line of every test that runs against moto.
 const MotoMarker = "awstest: moto_server at"

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package stack
+
+import "syscall"
+
+func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+func killGroup(int) {}
