@@ -202,6 +202,12 @@ func checkDecision(r Request, e Event, now time.Time) error {
 	if now.After(r.ApprovalDeadline) {
 		return Errorf(KindConflict, "the approval deadline %s has passed", r.ApprovalDeadline.Format(time.RFC3339))
 	}
+	// The deadline is capped at the end of the window, so at that very
+	// instant an approval would find nothing left to activate (FAILED, and
+	// admins alerted for nothing): refuse it as past the deadline.
+	if e.Type == EventApprove && !now.Before(r.EndAt) {
+		return Errorf(KindConflict, "the access window ended at %s", r.EndAt.Format(time.RFC3339))
+	}
 	return nil
 }
 

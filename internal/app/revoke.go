@@ -42,7 +42,19 @@ func (s *Service) Revoke(ctx context.Context, in RevokeInput) (access.Request, e
 		return r, err
 	}
 	if r.Status.Terminal() {
-		return r, nil // a duplicate delivery: already done
+		// A duplicate delivery: already done. Except that a request that
+		// ended (cancelled) while it was being activated may still hold
+		// access whose removal failed then; its revoke schedule was kept
+		// for this. withdraw touches nothing the request does not hold.
+		if in.Expire && (r.Status == access.StatusCancelled || r.Status == access.StatusFailed) {
+			if p, err := s.provider(r.Provider); err == nil {
+				if err := s.withdraw(ctx, p, r.Grant()); err != nil {
+					s.alertAdmins(ctx, r, fmt.Sprintf("request is %s but still holds access, and removing it failed: %v", r.Status, err))
+					return r, access.Wrap(access.KindInternal, err, "removing the access of an ended request failed; it will be retried")
+				}
+			}
+		}
+		return r, nil
 	}
 	if r.Status == access.StatusApproved && in.Expire {
 		if s.now().Before(r.EndAt.Add(-access.ScheduleTolerance)) {

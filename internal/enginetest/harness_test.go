@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -17,17 +16,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	schedtypes "github.com/aws/aws-sdk-go-v2/service/scheduler/types"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
-	"github.com/aws/smithy-go"
-	"github.com/aws/smithy-go/middleware"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jitaccess/jit/internal/access"
@@ -39,6 +32,7 @@ import (
 	"github.com/jitaccess/jit/internal/config"
 	"github.com/jitaccess/jit/internal/dynamo"
 	"github.com/jitaccess/jit/internal/email/mototest"
+	"github.com/jitaccess/jit/internal/faults"
 	"github.com/jitaccess/jit/internal/iamgrant"
 	"github.com/jitaccess/jit/internal/schedule"
 	"github.com/jitaccess/jit/internal/wire"
@@ -156,42 +150,27 @@ const readPolicyDocument = `{"Version":"2012-10-17","Statement":[{"Effect":"Allo
 // fastRetryer is the SDK's standard retryer with few attempts, a 1ms
 // backoff (throttling would otherwise wait a second) and no retry quota, so
 // injected faults are retried quickly and deterministically.
-func fastRetryer() aws.Retryer {
-	return retry.NewStandard(func(o *retry.StandardOptions) {
-		o.MaxAttempts = 3
-		o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
-		o.RateLimiter = ratelimit.None
-	})
-}
+var fastRetryer = faults.FastRetryer(3, time.Millisecond)
 
 // ---------------------------------------------------------------------------
-// SDK fault injection
+// SDK fault injection, through internal/faults: a thin layer that keeps the
+// tests' own vocabulary.
 
 // faultKind is what an injected fault looks like to the SDK and the app.
-type faultKind string
+type faultKind = faults.Kind
 
 const (
 	// faultFail is a server error the SDK does not retry: the app's own
 	// retry budget has to deal with it.
-	faultFail faultKind = "fails"
+	faultFail = faults.Fail
 	// faultThrottle is a Throttling error, which the SDK retryer retries.
-	faultThrottle faultKind = "throttled"
+	faultThrottle = faults.Throttle
 	// faultTimeout is an HTTP timeout before the request reached the service.
-	faultTimeout faultKind = "times out"
+	faultTimeout = faults.Timeout
 	// faultLostResponse lets the call through, then loses the response as a
 	// timeout: the service applied the change, the caller does not know.
-	faultLostResponse faultKind = "response lost"
+	faultLostResponse = faults.LostResponse
 )
-
-func (k faultKind) err(op string) error {
-	switch k {
-	case faultThrottle:
-		return &smithy.GenericAPIError{Code: "Throttling", Message: "Rate exceeded (injected in " + op + ")", Fault: smithy.FaultClient}
-	case faultTimeout, faultLostResponse:
-		return &smithyhttp.RequestSendError{Err: &url.Error{Op: "POST", URL: "http://moto/" + op, Err: context.DeadlineExceeded}}
-	}
-	return &smithy.GenericAPIError{Code: "InjectedFault", Message: "injected failure of " + op, Fault: smithy.FaultServer}
-}
 
 // fault fails attempts of one operation.
 type fault struct {
@@ -200,143 +179,38 @@ type fault struct {
 	kind  faultKind
 	skip  int // matching calls to let through before failing
 	times int // attempts to fail after that; < 0 means every one
-	hits  int // attempts failed so far
+
+	installed *faults.Fault
 }
 
-type faultKey struct{}
-
-// injector is smithy middleware on every client built from the system's
+// injector is the faults.Injector on every client built from the system's
 // aws.Config: it counts calls per operation (and per DynamoDB index), fails
 // the test on any DynamoDB Scan, and injects faults.
-type injector struct {
-	t       testing.TB
-	mu      sync.Mutex
-	faults  []*fault
-	calls   map[string]int
-	elapsed map[string]time.Duration // time spent per operation, retries included
+type injector struct{ *faults.Injector }
+
+func newInjector(t testing.TB) *injector {
+	return &injector{faults.New(faults.WithScanDetector(func(service string) {
+		t.Errorf("the system called DynamoDB Scan (%s): due work must be found through the index", service)
+	}))}
 }
 
 // add installs a fault; it stays until clear.
 func (in *injector) add(f *fault) *fault {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.faults = append(in.faults, f)
+	f.installed = in.Add(&faults.Fault{Op: f.op, Match: f.match, Kind: f.kind, Skip: f.skip, Times: f.times})
 	return f
 }
 
-func (in *injector) clear() {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.faults = nil
-}
+func (in *injector) clear()                { in.Clear() }
+func (in *injector) count(op string) int   { return in.Calls(op) }
+func (in *injector) resetCounts()          { in.ResetCounts() }
+func (in *injector) timings() string       { return in.Timings() }
+func (in *injector) install(c *aws.Config) { in.Install(c) }
 
-func (in *injector) count(op string) int {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.calls[op]
-}
-
-func (in *injector) resetCounts() {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.calls = map[string]int{}
-	in.elapsed = map[string]time.Duration{}
-}
-
-// timings lists the operations by time spent, for a test's log.
-func (in *injector) timings() string {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	ops := make([]string, 0, len(in.elapsed))
-	for op := range in.elapsed {
-		ops = append(ops, op)
+func (f *fault) hitCount(*injector) int {
+	if f.installed == nil {
+		return 0
 	}
-	slices.SortFunc(ops, func(a, b string) int { return int(in.elapsed[b] - in.elapsed[a]) })
-	var b strings.Builder
-	for _, op := range ops {
-		fmt.Fprintf(&b, "%s %d calls %v; ", op, in.calls[op], in.elapsed[op].Round(time.Millisecond))
-	}
-	return b.String()
-}
-
-func (f *fault) hitCount(in *injector) int {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return f.hits
-}
-
-// install adds the middleware to cfg: the call-level part at Initialize,
-// the attempt-level part in Finalize right after the SDK's retry loop, so
-// that a retryable fault is retried by the SDK as a real one would be.
-func (in *injector) install(cfg *aws.Config) {
-	cfg.APIOptions = append(cfg.APIOptions, func(stack *middleware.Stack) error {
-		err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("enginetest.calls",
-			func(ctx context.Context, mi middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-				op := awsmiddleware.GetOperationName(ctx)
-				in.mu.Lock()
-				in.calls[op]++
-				if q, ok := mi.Parameters.(*dynamodb.QueryInput); ok {
-					in.calls["Query:"+aws.ToString(q.IndexName)]++
-				}
-				var hit *fault
-				for _, f := range in.faults {
-					if f.op != op || (f.match != nil && !f.match(mi.Parameters)) {
-						continue
-					}
-					if f.skip > 0 {
-						f.skip--
-						continue
-					}
-					hit = f
-					break
-				}
-				in.mu.Unlock()
-				if op == "Scan" {
-					in.t.Errorf("the system called DynamoDB Scan (%s): due work must be found through the index", awsmiddleware.GetServiceID(ctx))
-					return middleware.InitializeOutput{}, middleware.Metadata{}, errors.New("enginetest: Scan is not allowed")
-				}
-				if hit != nil {
-					ctx = context.WithValue(ctx, faultKey{}, hit)
-				}
-				began := time.Now()
-				defer func() {
-					in.mu.Lock()
-					in.elapsed[op] += time.Since(began)
-					in.mu.Unlock()
-				}()
-				return next.HandleInitialize(ctx, mi)
-			}), middleware.After)
-		if err != nil {
-			return err
-		}
-		return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("enginetest.faults",
-			func(ctx context.Context, mi middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-				f, _ := ctx.Value(faultKey{}).(*fault)
-				if f == nil {
-					return next.HandleFinalize(ctx, mi)
-				}
-				in.mu.Lock()
-				fire := f.times != 0
-				if fire {
-					if f.times > 0 {
-						f.times--
-					}
-					f.hits++
-				}
-				in.mu.Unlock()
-				if !fire {
-					return next.HandleFinalize(ctx, mi)
-				}
-				if f.kind == faultLostResponse {
-					out, md, err := next.HandleFinalize(ctx, mi)
-					if err != nil {
-						return out, md, err
-					}
-					return middleware.FinalizeOutput{}, md, f.kind.err(f.op)
-				}
-				return middleware.FinalizeOutput{}, middleware.Metadata{}, f.kind.err(f.op)
-			}), "Retry", middleware.After)
-	})
+	return f.installed.Hits()
 }
 
 // ---------------------------------------------------------------------------
@@ -529,7 +403,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	e := &env{
 		t: t, ctx: ctx, srv: srv,
 		clock:       apptest.NewClock(t0),
-		faults:      &injector{t: t, calls: map[string]int{}, elapsed: map[string]time.Duration{}},
+		faults:      newInjector(t),
 		crash:       &crasher{},
 		log:         testLogger(),
 		m:           &recorder{counts: map[string]float64{}},

@@ -25,6 +25,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -104,6 +105,19 @@ type Options struct {
 	Log io.Writer
 	// Progress is told about each startup step as it completes.
 	Progress func(step, detail string)
+
+	// ConfigureAWS, when set, changes the SDK configuration the functions'
+	// clients are built from (and only theirs: the stack's own setup, the
+	// dispatcher standing in for the Scheduler service and AWSConfig stay
+	// as they are). The soak run installs fault-injection middleware here.
+	ConfigureAWS func(*aws.Config)
+	// Metrics, when set, receives every function's metrics instead of
+	// discarding them.
+	Metrics app.Metrics
+	// WrapTarget, when set, wraps the handler the dispatcher invokes for a
+	// schedule target (GrantFunctionARN, RevokeARN), e.g. to deliver some
+	// schedules twice, as the at-least-once Scheduler may.
+	WrapTarget func(arn string, h dispatch.Handler) dispatch.Handler
 }
 
 // Stack is a running local system.
@@ -255,13 +269,22 @@ func Start(ctx context.Context, opt Options) (s *Stack, err error) {
 		SenderEmail: SenderEmail, BaseURL: s.url, SigningSecretARN: secretARN,
 		IdentityClaim: "email", AWSEndpoint: s.moto.url,
 	}
+	fnCfg := s.awsCfg.Copy()
+	if opt.ConfigureAWS != nil {
+		fnCfg.APIOptions = slices.Clone(fnCfg.APIOptions)
+		opt.ConfigureAWS(&fnCfg)
+	}
+	var m app.Metrics = metrics.New(io.Discard, wire.MetricsNamespace, nil)
+	if opt.Metrics != nil {
+		m = opt.Metrics
+	}
 	s.services = map[string]*app.Service{}
 	for _, fn := range config.Functions {
-		svc, err := wire.Service(fn, s.cfg, s.awsCfg, wire.Options{
+		svc, err := wire.Service(fn, s.cfg, fnCfg, wire.Options{
 			Clock:       s.clock,
 			Catalog:     s.catalog,
 			Log:         s.log.With("fn", fn),
-			Metrics:     metrics.New(io.Discard, wire.MetricsNamespace, nil),
+			Metrics:     m,
 			Backoff:     100 * time.Millisecond,
 			CheckBudget: 500 * time.Millisecond,
 		})
@@ -272,11 +295,18 @@ func Start(ctx context.Context, opt Options) (s *Stack, err error) {
 	}
 	opt.Progress("functions", strings.Join(config.Functions, ", ")+" (built by wire.Service, as the Lambdas are)")
 
-	grant := api.GrantHandler(s.services[config.Grant], s.log.With("fn", config.Grant))
-	revoke := api.RevokeHandler(s.services[config.Revoke], s.log.With("fn", config.Revoke))
+	targets := map[string]dispatch.Handler{
+		GrantFunctionARN: dispatch.Handler(api.GrantHandler(s.services[config.Grant], s.log.With("fn", config.Grant))),
+		RevokeARN:        dispatch.Handler(api.RevokeHandler(s.services[config.Revoke], s.log.With("fn", config.Revoke))),
+	}
+	if opt.WrapTarget != nil {
+		for arn, h := range targets {
+			targets[arn] = opt.WrapTarget(arn, h)
+		}
+	}
 	s.disp, err = dispatch.New(scheduler.NewFromConfig(s.awsCfg), dispatch.Options{
 		Group:     ScheduleGroup,
-		Targets:   map[string]dispatch.Handler{GrantFunctionARN: dispatch.Handler(grant), RevokeARN: dispatch.Handler(revoke)},
+		Targets:   targets,
 		Clock:     s.clock,
 		Precision: opt.Precision,
 		Poll:      opt.Poll,
