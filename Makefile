@@ -59,5 +59,28 @@ deploy:
 	@aws sts get-caller-identity >/dev/null 2>&1 || { echo "make deploy needs AWS credentials (aws configure, or AWS_PROFILE)"; exit 1; }
 	sam build && sam deploy $(if $(ENV),--config-env $(ENV),)
 
+# 1,000 request lifecycles through the local stack while SDK middleware
+# injects faults (5% of IAM, Scheduler and DynamoDB attempts) and some
+# schedule deliveries are duplicated; then the invariants, printed and
+# written to docs/reliability.md. Exits non-zero if one breaks. SOAK_ARGS
+# passes flags, e.g. SOAK_ARGS="-seed 7 -fault-rate 0.1". The 100-lifecycle
+# version runs in `make test` (infra/soak).
+SOAK_ARGS ?=
+soak:
+	@command -v moto_server >/dev/null || { echo "error: moto_server is missing: pip install 'moto[server]'"; exit 1; }
+	@mkdir -p .build && $(GO) build -o .build/soak ./infra/soak
+	@.build/soak -out docs/reliability.md $(SOAK_ARGS)
+
+# Performance (issue 7): cold starts against a local Lambda Runtime API,
+# AWS calls and request units per lifecycle priced per 1,000, sweeper
+# scaling, handler benchmarks and gateway load, revoke lag on the local
+# stack; all in one run, written to docs/performance.md (a few minutes).
+# BENCH_ARGS passes flags, e.g. BENCH_ARGS="-parts cold,cost -runs 5".
+BENCH_ARGS ?=
+bench:
+	@command -v moto_server >/dev/null || { echo "error: moto_server is missing: pip install 'moto[server]'"; exit 1; }
+	@mkdir -p .build && $(GO) build -o .build/jitbench ./infra/bench/cmd/jitbench
+	@.build/jitbench -out docs/performance.md $(BENCH_ARGS)
+
 clean:
 	rm -rf .build .aws-sam

@@ -33,19 +33,19 @@ func benchEvent(b *testing.B, name string) string {
 	return string(raw)
 }
 
-var quiet = slog.New(slog.DiscardHandler)
+var benchQuiet = slog.New(slog.DiscardHandler)
 
-func intakeHandler(svc *app.Service) lambda.Handler {
-	return lambda.NewHandler(api.Lambda(api.Intake(svc, api.Options{Log: quiet})))
+func benchIntake(svc *app.Service) lambda.Handler {
+	return lambda.NewHandler(api.Lambda(api.Intake(svc, api.Options{Log: benchQuiet})))
 }
 
-func approveHandler(svc *app.Service) lambda.Handler {
-	return lambda.NewHandler(api.Lambda(api.Approvals(svc, api.Options{Log: quiet})))
+func benchApprove(svc *app.Service) lambda.Handler {
+	return lambda.NewHandler(api.Lambda(api.Approvals(svc, api.Options{Log: benchQuiet})))
 }
 
-// invoke runs one event and checks the status, outside the hot loop's
+// benchInvoke runs one event and checks the status, outside the hot loop's
 // assertions: a benchmark of an error path would measure the wrong thing.
-func invoke(b *testing.B, h lambda.Handler, raw []byte, want int) {
+func benchInvoke(b *testing.B, h lambda.Handler, raw []byte, want int) {
 	out, err := h.Invoke(context.Background(), raw)
 	if err != nil {
 		b.Fatal(err)
@@ -58,7 +58,7 @@ func invoke(b *testing.B, h lambda.Handler, raw []byte, want int) {
 	}
 }
 
-func loop(b *testing.B, h lambda.Handler, raws [][]byte) {
+func benchLoop(b *testing.B, h lambda.Handler, raws [][]byte) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -68,9 +68,9 @@ func loop(b *testing.B, h lambda.Handler, raws [][]byte) {
 	}
 }
 
-// sequentialIDs makes request ids unique for as many requests as a
+// benchSequentialIDs makes request ids unique for as many requests as a
 // benchmark creates.
-func sequentialIDs(svc *app.Service) {
+func benchSequentialIDs(svc *app.Service) {
 	n := 0
 	svc.NewID = func() string { n++; return fmt.Sprintf("01JBENCH%018d", n) }
 }
@@ -89,45 +89,45 @@ func BenchmarkFloorJSON(b *testing.B) {
 	}
 	h := lambda.NewHandler(floor)
 	raw := []byte(benchEvent(b, "intake-create-request.json"))
-	invoke(b, h, raw, 200)
-	loop(b, h, [][]byte{raw})
+	benchInvoke(b, h, raw, 200)
+	benchLoop(b, h, [][]byte{raw})
 }
 
 func BenchmarkIntakeGetCatalog(b *testing.B) {
 	f := newFixture(b)
-	h := intakeHandler(f.Svc)
+	h := benchIntake(f.Svc)
 	raw := []byte(benchEvent(b, "intake-get-catalog.json"))
-	invoke(b, h, raw, 200)
-	loop(b, h, [][]byte{raw})
+	benchInvoke(b, h, raw, 200)
+	benchLoop(b, h, [][]byte{raw})
 }
 
 func BenchmarkIntakeCreateRequest(b *testing.B) {
 	f := newFixture(b)
-	sequentialIDs(f.Svc)
-	h := intakeHandler(f.Svc)
+	benchSequentialIDs(f.Svc)
+	h := benchIntake(f.Svc)
 	raw := []byte(benchEvent(b, "intake-create-request.json"))
-	invoke(b, h, raw, 201)
-	loop(b, h, [][]byte{raw})
+	benchInvoke(b, h, raw, 201)
+	benchLoop(b, h, [][]byte{raw})
 }
 
 func BenchmarkIntakeListRequests(b *testing.B) {
 	f := newFixture(b)
-	sequentialIDs(f.Svc)
+	benchSequentialIDs(f.Svc)
 	// carol lists her own (none) and the ones awaiting her: 20 pending.
 	alice := app.Caller{Identity: "alice@example.com"}
 	for range 20 {
 		_, err := f.Svc.Submit(context.Background(), alice, app.SubmitInput{RoleID: "admin", Duration: time.Hour, Justification: "Rotate the production database credentials"})
 		require.NoError(b, err)
 	}
-	h := intakeHandler(f.Svc)
+	h := benchIntake(f.Svc)
 	raw := []byte(benchEvent(b, "intake-list-requests.json"))
-	invoke(b, h, raw, 200)
-	loop(b, h, [][]byte{raw})
+	benchInvoke(b, h, raw, 200)
+	benchLoop(b, h, [][]byte{raw})
 }
 
-// pending creates n pending requests of alice's that carol may approve and
+// benchPending creates n pending requests of alice's that carol may approve and
 // returns their ids and carol's approval tokens (as the email would carry).
-func pending(b *testing.B, f *fixture, n int) (ids, tokens []string) {
+func benchPending(b *testing.B, f *fixture, n int) (ids, tokens []string) {
 	b.Helper()
 	ctx := context.Background()
 	alice := app.Caller{Identity: "alice@example.com"}
@@ -141,18 +141,18 @@ func pending(b *testing.B, f *fixture, n int) (ids, tokens []string) {
 	return ids, tokens
 }
 
-// approveLoop approves b.N requests, made (untimed) in chunks of ten and
+// benchApproveLoop approves b.N requests, made (untimed) in chunks of ten and
 // revoked (untimed) after each chunk, so that the grant ledger of alice's
 // access holds a realistic handful of requests, not b.N of them.
-func approveLoop(b *testing.B, f *fixture, h lambda.Handler, event func(id, token string) []byte) {
+func benchApproveLoop(b *testing.B, f *fixture, h lambda.Handler, event func(id, token string) []byte) {
 	const chunk = 10
 	ctx := context.Background()
-	sequentialIDs(f.Svc)
+	benchSequentialIDs(f.Svc)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for done := 0; done < b.N; {
 		b.StopTimer()
-		ids, tokens := pending(b, f, min(chunk, b.N-done))
+		ids, tokens := benchPending(b, f, min(chunk, b.N-done))
 		raws := make([][]byte, len(ids))
 		for i := range ids {
 			raws[i] = event(ids[i], tokens[i])
@@ -160,7 +160,7 @@ func approveLoop(b *testing.B, f *fixture, h lambda.Handler, event func(id, toke
 		b.StartTimer()
 		for i, raw := range raws {
 			if done == 0 && i == 0 {
-				invoke(b, h, raw, 200)
+				benchInvoke(b, h, raw, 200)
 			} else if _, err := h.Invoke(ctx, raw); err != nil {
 				b.Fatal(err)
 			}
@@ -179,23 +179,23 @@ func approveLoop(b *testing.B, f *fixture, h lambda.Handler, event func(id, toke
 func BenchmarkIntakeApprove(b *testing.B) {
 	f := newFixture(b)
 	tmpl := benchEvent(b, "intake-approve.json")
-	approveLoop(b, f, intakeHandler(f.Svc), func(id, _ string) []byte {
+	benchApproveLoop(b, f, benchIntake(f.Svc), func(id, _ string) []byte {
 		return []byte(strings.ReplaceAll(tmpl, pendingID, id))
 	})
 }
 
 func BenchmarkApproveGetPage(b *testing.B) {
 	f := newFixture(b)
-	h := approveHandler(f.Svc)
+	h := benchApprove(f.Svc)
 	raw := []byte(strings.ReplaceAll(benchEvent(b, "approve-get-page.json"), "{{TOKEN}}", f.token))
-	invoke(b, h, raw, 200)
-	loop(b, h, [][]byte{raw})
+	benchInvoke(b, h, raw, 200)
+	benchLoop(b, h, [][]byte{raw})
 }
 
 func BenchmarkApprovePostApprove(b *testing.B) {
 	f := newFixture(b)
 	tmpl := benchEvent(b, "approve-post-approve.json")
-	approveLoop(b, f, approveHandler(f.Svc), func(_, token string) []byte {
+	benchApproveLoop(b, f, benchApprove(f.Svc), func(_, token string) []byte {
 		return []byte(strings.ReplaceAll(tmpl, "{{TOKEN}}", token))
 	})
 }
