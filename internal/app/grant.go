@@ -193,15 +193,17 @@ func (s *Service) withdraw(ctx context.Context, p Provider, g access.Grant) erro
 	if l.PreExisting {
 		return s.release(ctx, key, g.RequestID, nil)
 	}
-	var released bool
-	if err := s.retry(ctx, "release shared grant", func() (err error) {
-		l, released, err = s.Store.ReleaseIfShared(ctx, key, g.RequestID)
-		return err
-	}); err != nil {
-		return err
-	}
-	if released {
-		return nil // another request still holds it
+	if len(l.Holders) > 1 {
+		var released bool
+		if err := s.retry(ctx, "release shared grant", func() (err error) {
+			l, released, err = s.Store.ReleaseIfShared(ctx, key, g.RequestID)
+			return err
+		}); err != nil {
+			return err
+		}
+		if released {
+			return nil // another request still holds it
+		}
 	}
 	if err := s.removeAccess(ctx, p, g); err != nil {
 		return err

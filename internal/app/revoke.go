@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jitaccess/jit/internal/access"
@@ -200,10 +201,8 @@ func (s *Service) Sweep(ctx context.Context) (SweepReport, error) {
 			if err != nil {
 				return rep, err
 			}
-			for _, r := range page {
-				budget--
-				s.sweepOne(ctx, r, now, &rep)
-			}
+			budget -= len(page)
+			s.sweepPage(ctx, page, now, &rep)
 			if next == "" {
 				break
 			}
@@ -221,6 +220,37 @@ func (s *Service) Sweep(ctx context.Context) (SweepReport, error) {
 // overdueAfter is how late past its end an ACTIVE grant must be before the
 // sweeper counts the revoke schedule as having failed.
 const overdueAfter = 2 * time.Minute
+
+// sweepPage drives a page of due items, SweepConcurrency at a time: each
+// item waits on IAM and DynamoDB, so one at a time would not fit a full
+// batch in the function's timeout.
+func (s *Service) sweepPage(ctx context.Context, page []access.Request, now time.Time, rep *SweepReport) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, s.SweepConcurrency)
+	for _, r := range page {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			var one SweepReport
+			s.sweepOne(ctx, r, now, &one)
+			mu.Lock()
+			rep.add(one)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+}
+
+func (r *SweepReport) add(o SweepReport) {
+	r.Expired += o.Expired
+	r.Activated += o.Activated
+	r.TimedOut += o.TimedOut
+	r.Failed += o.Failed
+	r.Drift += o.Drift
+	r.Checked += o.Checked
+	r.Overdue += o.Overdue
+}
 
 func (s *Service) sweepOne(ctx context.Context, r access.Request, now time.Time, rep *SweepReport) {
 	var err error

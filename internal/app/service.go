@@ -50,6 +50,8 @@ type Service struct {
 	// grants one sweep checks against IAM.
 	SweepLimit int
 	DriftBatch int
+	// SweepConcurrency is how many due items a sweep drives at once.
+	SweepConcurrency int
 }
 
 // New fills defaults for everything not set.
@@ -86,6 +88,9 @@ func New(s Service) *Service {
 	}
 	if s.DriftBatch <= 0 {
 		s.DriftBatch = 50
+	}
+	if s.SweepConcurrency <= 0 {
+		s.SweepConcurrency = 8
 	}
 	return &s
 }

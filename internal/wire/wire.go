@@ -4,14 +4,16 @@
 package wire
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
@@ -33,12 +35,29 @@ import (
 // MetricsNamespace is where the functions' EMF metrics (and the alarms) live.
 const MetricsNamespace = "JitAccess"
 
-// AWSConfig loads the SDK configuration, pointed at the local emulator when
-// AWS_ENDPOINT_URL is set.
-func AWSConfig(ctx context.Context, c config.Config) (aws.Config, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return cfg, fmt.Errorf("aws config: %w", err)
+// AWSConfig builds the SDK configuration from the variables Lambda sets
+// (region and the execution role's credentials), pointed at the local
+// emulator when AWS_ENDPOINT_URL is set. It does not use
+// config.LoadDefaultConfig: that links the SSO, SSO-OIDC, STS and sign-in
+// clients into every function, whose package initialisation alone was a
+// third of the cold start (docs/performance.md), for credential sources a
+// Lambda never uses. Clients get the SDK's standard retryer by default.
+func AWSConfig(_ context.Context, c config.Config) (aws.Config, error) {
+	region := cmp.Or(os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"))
+	key, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+	var missing []string
+	if region == "" {
+		missing = append(missing, "AWS_REGION")
+	}
+	if key == "" || secret == "" {
+		missing = append(missing, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	}
+	if len(missing) > 0 {
+		return aws.Config{}, fmt.Errorf("aws config: missing %s (Lambda sets them)", strings.Join(missing, ", "))
+	}
+	cfg := aws.Config{
+		Region:      region,
+		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(key, secret, os.Getenv("AWS_SESSION_TOKEN"))),
 	}
 	if c.AWSEndpoint != "" {
 		cfg.BaseEndpoint = aws.String(c.AWSEndpoint)

@@ -46,3 +46,25 @@ func TestBadCatalogStopsStartup(t *testing.T) {
 	_, err := wire.Service(config.Sweep, c, awstest.Config("http://127.0.0.1:1"), wire.Options{})
 	assert.ErrorContains(t, err, "does-not-exist.yaml")
 }
+
+func TestAWSConfigFromLambdaEnvironment(t *testing.T) {
+	t.Setenv("AWS_REGION", "eu-west-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_SESSION_TOKEN", "token")
+	cfg, err := wire.AWSConfig(t.Context(), config.Config{AWSEndpoint: "http://127.0.0.1:5000"})
+	require.NoError(t, err)
+	assert.Equal(t, "eu-west-1", cfg.Region)
+	assert.Equal(t, "http://127.0.0.1:5000", *cfg.BaseEndpoint)
+	creds, err := cfg.Credentials.Retrieve(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, "AKIDEXAMPLE", creds.AccessKeyID)
+	assert.Equal(t, "token", creds.SessionToken)
+
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	_, err = wire.AWSConfig(t.Context(), config.Config{})
+	assert.ErrorContains(t, err, "AWS_REGION")
+	assert.ErrorContains(t, err, "AWS_ACCESS_KEY_ID")
+}

@@ -60,7 +60,7 @@ func initSteps(ctx context.Context, root string, w *world, reps int) ([]initStep
 		fn   func() error
 	}{
 		{"config.Load", func() error { _, err := config.Load(config.Intake, getenv); return err }},
-		{"wire.AWSConfig (config.LoadDefaultConfig)", func() error { _, err := wire.AWSConfig(ctx, conf); return err }},
+		{"wire.AWSConfig (from the Lambda environment)", func() error { _, err := wire.AWSConfig(ctx, conf); return err }},
 		{"catalog.Load (infra/catalog.example.yaml)", func() error { _, err := catalog.Load(catPath); return err }},
 		{"wire.Service, catalog given (five SDK clients, adapters)", func() error {
 			_, err := wire.Service(config.Intake, conf, cfg, wire.Options{Catalog: cat, Log: quiet, Metrics: noMetrics{}})
