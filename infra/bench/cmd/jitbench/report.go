@@ -252,8 +252,9 @@ func (r *report) writeCold(b *strings.Builder) {
 			ms(msd(f.First) - msd(f.Init)), outcomes(f)})
 	}
 	b.WriteString(bench.Table([]string{"function", ">arm64 size", ">× hello", fmt.Sprintf(">%s size", c.Arch), ">init p50 ms", ">× hello", ">first response p50 ms", ">× hello", ">first response min / max ms", ">first event handled in ms (p50s' difference)", "responses (all runs) and the last one"}, rows))
-	b.WriteString("\n_intake-lean_ (`infra/bench/variants/intake-lean`) is not a deployed function: it is intake with the aws.Config built from the " +
-		"variables Lambda sets instead of `config.LoadDefaultConfig`, measured to size the first finding below.\n")
+	b.WriteString("\n_intake-lean_ (`infra/bench/variants/intake-lean`) is not a deployed function: it is the experiment that sized building " +
+		"the aws.Config from the variables Lambda sets instead of `config.LoadDefaultConfig`, a change the functions now have " +
+		"(see the findings); it should be close to intake.\n")
 	fmt.Fprintf(b, "\nTarget: first response at most %.1f× hello-world's. Samples per binary: %d.", coldTarget, c.Runs)
 	var failures []string
 	for _, f := range c.Functions {
@@ -703,11 +704,10 @@ func (r *report) findings() []string {
 			"plus the re-read the store does after it). DynamoDB is still about $0.02 per 1,000 lifecycles; email is %s of the "+
 			"one-approver lifecycle's cost.", x(lo), x(hi), bench.F(one.indexWriteUnits(), 0), bench.F(one.writeUnits(), 0),
 			condFailed, revokes, fmt.Sprintf("%.0f%%", 100*sesShare))
-		add("**`withdraw` could skip `ReleaseIfShared` when its own ledger read shows it is the only holder** (the common " +
-			"case): it revokes next either way, and a request that joins in between is re-granted by the existing " +
-			"\"another request took hold while we revoked\" branch, as it would be when the conditional write loses the same " +
-			"race. That saves 1 WRU, 1 RRU and two round trips per revoke. Similarly `ReleaseGrant` followed by `DeleteItem` " +
-			"could be one conditional `DeleteItem` when the entry holds only this request.")
+		add("**Applied: `withdraw` skips `ReleaseIfShared` when its own ledger read shows it is the only holder** " +
+			"(the common case; the refused conditional writes above count what is left). A request that joins in between " +
+			"is re-granted by the \"another request took hold while we revoked\" branch. Still open: `ReleaseGrant` " +
+			"followed by `DeleteItem` could be one conditional `DeleteItem` when the entry holds only this request.")
 		reads := map[string]int{}
 		for _, run := range c.Runs {
 			reads[run.Mode] = run.RequestReads
@@ -730,10 +730,11 @@ func (r *report) findings() []string {
 		if s := r.Sweep; s != nil && len(s.Sizes) > 0 && len(revokeDur) > 0 {
 			z := s.Sizes[len(s.Sizes)-1]
 			perItem := time.Duration(z.med(func(r sweepRep) float64 { return float64(r.Wall - r.Due.Took - r.Drift.Took) }) / dueCount)
-			add("**The sweeper drives due items one at a time**: %s per expired grant here (a revoke alone: %s ms median in "+
-				"part 2), about ten AWS calls each, two or three of them IAM, which typically answers in 50–200 ms in AWS. At "+
-				"an estimated 0.3–0.5 s per item in AWS, a full SweepLimit of 500 takes 150–250 s of the sweep function's 300 s "+
-				"timeout; a small worker pool (4–8) in `Sweep`, or a lower limit, keeps a backlog well inside one run.",
+			add("**Applied: the sweeper drives due items SweepConcurrency (8) at a time**: %s of sweep wall time per "+
+				"expired grant here (a revoke alone: %s ms median in part 2; moto serialises much of the work, so the pool "+
+				"shows little gain on this machine). In AWS each item is about ten calls, two or three of them IAM (50–200 "+
+				"ms each): one at a time, a full SweepLimit of 500 would take 150–250 s of the 300 s timeout; eight at a "+
+				"time keeps it to tens of seconds.",
 				perItem.Round(time.Millisecond), bench.F(bench.Median(revokeDur)/1e6, 1))
 		}
 	}
