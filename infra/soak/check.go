@@ -195,7 +195,7 @@ func check(ctx context.Context, st *stack.Stack, d *driver, br *batchResult) err
 	for _, id := range sortedKeys(reqs) {
 		r, recs := reqs[id], trails[id]
 		chain.Checked++
-		if err := access.VerifyChain(recs, r.AuditHead); err != nil {
+		if err := access.VerifyTrail(r, recs); err != nil {
 			chain.fail("request %s: %v", id, err)
 		}
 		one.Checked++

@@ -86,6 +86,26 @@ func SubmitWithAudit(r Request, now time.Time) (Request, AuditRecord, error) {
 	return next, rec, nil
 }
 
+// VerifyTrail checks the trail of request r as stored: the chain verifies,
+// belongs to r, ends at the head r points at, and has one record per
+// version. The head is required here, so removing the newest records and
+// the head together is caught too.
+func VerifyTrail(r Request, records []AuditRecord) error {
+	switch {
+	case r.AuditHead == "":
+		return Errorf(KindConflict, "request %s points at no audit record: its head was removed", r.ID)
+	case len(records) > 0 && records[0].RequestID != r.ID:
+		return Errorf(KindConflict, "audit trail of %s belongs to request %s", r.ID, records[0].RequestID)
+	}
+	if err := VerifyChain(records, r.AuditHead); err != nil {
+		return err
+	}
+	if last := records[len(records)-1].Seq; last != r.Version {
+		return Errorf(KindConflict, "audit trail ends at record %d, but request %s is at version %d", last, r.ID, r.Version)
+	}
+	return nil
+}
+
 // VerifyChain checks a request's trail, given in Seq order: numbering starts
 // at 1 without gaps, every hash recomputes, every record links to the one
 // before, and (when head is not empty) the last record is the head the

@@ -23,10 +23,10 @@ func TestDecisionAtEndOfWindow(t *testing.T) {
 	require.NoError(t, err, "a second before the end is still in time")
 	assert.Equal(t, StatusApproved, next.Status)
 
-	next, err = Transition(r, Event{Type: EventDeny, Actor: "carol@example.com"}, r.EndAt)
-	require.NoError(t, err)
-	assert.Equal(t, StatusDenied, next.Status)
-
+	_, err = Transition(r, Event{Type: EventDeny, Actor: "carol@example.com"}, r.EndAt)
+	assert.Equal(t, KindConflict, KindOf(err), "from the deadline on, no decision counts")
+	_, err = Transition(r, Event{Type: EventTimeout, Actor: "system:sweeper"}, r.EndAt.Add(-time.Second))
+	assert.Equal(t, KindConflict, KindOf(err), "no time-out before the deadline")
 	next, err = Transition(r, Event{Type: EventTimeout, Actor: "system:sweeper"}, r.EndAt)
 	require.NoError(t, err)
 	assert.Equal(t, StatusTimedOut, next.Status)

@@ -185,13 +185,17 @@ func (r Request) Approved() int {
 	return n
 }
 
+// SameIdentity compares identities the way every check must: ignoring case,
+// as email addresses are, so "Alice@x" can never approve alice@x's request.
+func SameIdentity(a, b string) bool { return strings.EqualFold(a, b) }
+
 // IsApprover reports whether identity may decide this request.
 func (r Request) IsApprover(identity string) bool {
-	if identity == "" || identity == r.Requester {
+	if identity == "" || SameIdentity(identity, r.Requester) {
 		return false
 	}
 	for _, a := range r.Approvers {
-		if strings.EqualFold(a, identity) {
+		if SameIdentity(a, identity) {
 			return true
 		}
 	}
@@ -201,7 +205,7 @@ func (r Request) IsApprover(identity string) bool {
 // HasDecided reports whether identity already approved or denied.
 func (r Request) HasDecided(identity string) bool {
 	for _, a := range r.Approvals {
-		if strings.EqualFold(a.Approver, identity) {
+		if SameIdentity(a.Approver, identity) {
 			return true
 		}
 	}

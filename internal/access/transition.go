@@ -79,7 +79,7 @@ func Transition(r Request, e Event, now time.Time) (Request, error) {
 		if r.Status != StatusPending && r.Status != StatusApproved {
 			return r, Errorf(KindConflict, "only a pending or approved request can be cancelled; this one is %s", r.Status)
 		}
-		if e.Actor != r.Requester && !e.Privileged {
+		if !SameIdentity(e.Actor, r.Requester) && !e.Privileged {
 			return r, Errorf(KindForbidden, "only the requester can cancel this request")
 		}
 		next.Status = StatusCancelled
@@ -94,7 +94,7 @@ func Transition(r Request, e Event, now time.Time) (Request, error) {
 			return r, Errorf(KindConflict, "request is %s, not PENDING", r.Status)
 		}
 		if r.Mode != want {
-			return r, Errorf(KindForbidden, "request mode is %s; %s does not apply", r.Mode, e.Type)
+			return r, Errorf(KindConflict, "request mode is %s; %s does not apply", r.Mode, e.Type)
 		}
 		next.Status = StatusApproved
 		next.ReviewRequired = e.Type == EventBreakGlass
@@ -103,7 +103,9 @@ func Transition(r Request, e Event, now time.Time) (Request, error) {
 		if r.Status != StatusPending {
 			return r, Errorf(KindConflict, "only a pending request can time out; this one is %s", r.Status)
 		}
-		if now.Before(r.ApprovalDeadline.Add(-ScheduleTolerance)) {
+		// No early tolerance: approvals are taken until the deadline, and
+		// from the deadline on only a time-out.
+		if now.Before(r.ApprovalDeadline) {
 			return r, Errorf(KindConflict, "approval deadline %s has not passed", r.ApprovalDeadline.Format(time.RFC3339))
 		}
 		next.Status = StatusTimedOut
@@ -145,7 +147,7 @@ func Transition(r Request, e Event, now time.Time) (Request, error) {
 		if r.Status != StatusActive {
 			return r, Errorf(KindConflict, "only active access can be revoked; this request is %s", r.Status)
 		}
-		if e.Actor != r.Requester && !r.IsApprover(e.Actor) && !e.Privileged {
+		if !SameIdentity(e.Actor, r.Requester) && !r.IsApprover(e.Actor) && !e.Privileged {
 			return r, Errorf(KindForbidden, "only the requester, an approver or an admin can revoke this access")
 		}
 		next.Status = StatusRevoked
@@ -190,7 +192,7 @@ func checkDecision(r Request, e Event, now time.Time) error {
 	if r.Mode != ModeManual {
 		return Errorf(KindConflict, "request mode is %s; it takes no approvals", r.Mode)
 	}
-	if e.Actor == r.Requester {
+	if SameIdentity(e.Actor, r.Requester) {
 		return Errorf(KindForbidden, "a requester cannot decide their own request")
 	}
 	if !r.IsApprover(e.Actor) {
@@ -199,7 +201,7 @@ func checkDecision(r Request, e Event, now time.Time) error {
 	if r.HasDecided(e.Actor) {
 		return Errorf(KindConflict, "%s has already decided this request", e.Actor)
 	}
-	if now.After(r.ApprovalDeadline) {
+	if !now.Before(r.ApprovalDeadline) {
 		return Errorf(KindConflict, "the approval deadline %s has passed", r.ApprovalDeadline.Format(time.RFC3339))
 	}
 	// The deadline is capped at the end of the window, so at that very
@@ -239,23 +241,30 @@ func Submit(r Request, now time.Time) (Request, error) {
 		if r.Quorum < 1 {
 			return r, FieldErrorf("quorum", "must be at least 1")
 		}
-		eligible := 0
-		for _, a := range r.Approvers {
-			if a != r.Requester {
-				eligible++
-			}
-		}
-		if eligible < r.Quorum {
+		if eligible := len(distinctApprovers(r.Approvers, r.Requester)); eligible < r.Quorum {
 			return r, Errorf(KindForbidden, "this role needs %d approvers other than the requester, and only %d exist", r.Quorum, eligible)
 		}
 		if !r.ApprovalDeadline.After(now) {
 			return r, FieldErrorf("approvalDeadline", "must be in the future")
 		}
 	}
-	r.Approvers = slices.DeleteFunc(slices.Clone(r.Approvers), func(a string) bool { return a == r.Requester })
+	r.Approvers = distinctApprovers(r.Approvers, r.Requester)
 	r.Status = StatusPending
 	r.Version = 1
 	r.RequestedAt, r.CreatedAt, r.UpdatedAt = now, now, now
 	r.StartAt, r.EndAt, r.ApprovalDeadline = r.StartAt.UTC(), r.EndAt.UTC(), r.ApprovalDeadline.UTC()
 	return r, nil
+}
+
+// distinctApprovers is the approver list without the requester and without
+// repeats (ignoring case), so a quorum always counts distinct people.
+func distinctApprovers(approvers []string, requester string) []string {
+	out := make([]string, 0, len(approvers))
+	for _, a := range approvers {
+		if a == "" || SameIdentity(a, requester) || slices.ContainsFunc(out, func(b string) bool { return SameIdentity(a, b) }) {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }

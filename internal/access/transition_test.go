@@ -2,6 +2,7 @@ package access
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -86,8 +87,11 @@ func TestTransitionForbidden(t *testing.T) {
 		{"approve approved", StatusApproved, ModeManual, Event{Type: EventApprove, Actor: "carol@example.com"}, t0, KindConflict},
 		{"other person cancels", StatusPending, ModeManual, Event{Type: EventCancel, Actor: "carol@example.com"}, t0, KindForbidden},
 		{"cancel active", StatusActive, ModeManual, Event{Type: EventCancel, Actor: "alice@example.com"}, t0, KindConflict},
-		{"auto-approve manual request", StatusPending, ModeManual, Event{Type: EventAutoApprove, Actor: "system:policy"}, t0, KindForbidden},
-		{"break-glass on auto request", StatusPending, ModeAuto, Event{Type: EventBreakGlass, Actor: "alice@example.com"}, t0, KindForbidden},
+		{"auto-approve manual request", StatusPending, ModeManual, Event{Type: EventAutoApprove, Actor: "system:policy"}, t0, KindConflict},
+		{"break-glass on auto request", StatusPending, ModeAuto, Event{Type: EventBreakGlass, Actor: "alice@example.com"}, t0, KindConflict},
+		{"timeout just before the deadline", StatusPending, ModeManual, Event{Type: EventTimeout, Actor: "system:sweeper"}, t0.Add(30*time.Minute - time.Second), KindConflict},
+		{"deny at the deadline", StatusPending, ModeManual, Event{Type: EventDeny, Actor: "carol@example.com"}, t0.Add(30 * time.Minute), KindConflict},
+		{"requester approves with other case", StatusPending, ModeManual, Event{Type: EventApprove, Actor: "Alice@Example.com"}, t0, KindForbidden},
 		{"auto-approve approved", StatusApproved, ModeAuto, Event{Type: EventAutoApprove, Actor: "system:policy"}, t0, KindConflict},
 		{"timeout before deadline", StatusPending, ModeManual, Event{Type: EventTimeout, Actor: "system:sweeper"}, t0, KindConflict},
 		{"timeout approved", StatusApproved, ModeManual, Event{Type: EventTimeout, Actor: "system:sweeper"}, t0.Add(time.Hour), KindConflict},
@@ -135,6 +139,75 @@ func TestTransitionForbidden(t *testing.T) {
 			assert.Equal(t, r, next, "a refused transition returns the request unchanged")
 		})
 	}
+}
+
+// legalMoves is every (status, event) pair the lifecycle allows (given the
+// right actor, mode and time); TestEveryIllegalMoveIsAConflict checks that
+// every other pair is refused as a conflict.
+var legalMoves = map[Status][]EventType{
+	StatusPending:  {EventApprove, EventDeny, EventCancel, EventAutoApprove, EventBreakGlass, EventTimeout},
+	StatusApproved: {EventCancel, EventActivate, EventActivationFailed},
+	StatusActive:   {EventExpire, EventRevoke, EventRevokeFailed, EventDrift},
+}
+
+func TestEveryIllegalMoveIsAConflict(t *testing.T) {
+	events := []EventType{EventSubmit, EventApprove, EventDeny, EventCancel, EventAutoApprove, EventBreakGlass, EventTimeout,
+		EventActivate, EventActivationFailed, EventExpire, EventRevoke, EventRevokeFailed, EventDrift}
+	// A time at which the status's own time checks pass, so only legality decides.
+	at := map[Status]time.Time{StatusPending: t0, StatusApproved: t0.Add(time.Hour), StatusActive: t0.Add(3 * time.Hour)}
+	checked := 0
+	for _, s := range AllStatuses {
+		for _, et := range events {
+			if slices.Contains(legalMoves[s], et) {
+				continue
+			}
+			mode := ModeManual
+			switch et {
+			case EventAutoApprove:
+				mode = ModeAuto
+			case EventBreakGlass:
+				mode = ModeBreakGlass
+			}
+			when, ok := at[s]
+			if !ok {
+				when = t0.Add(4 * time.Hour)
+			}
+			r := baseRequest(s, mode)
+			// The most capable actor: an approver with admin rights.
+			e := Event{Type: et, Actor: "carol@example.com", Privileged: true, Error: "e", Comment: "c"}
+			next, err := Transition(r, e, when)
+			require.Error(t, err, "%s on %s must be refused", et, s)
+			assert.Equal(t, KindConflict, KindOf(err), "%s on %s: %v", et, s, err)
+			assert.Equal(t, r, next)
+			checked++
+		}
+	}
+	legal := 0
+	for _, evs := range legalMoves {
+		legal += len(evs)
+	}
+	assert.Equal(t, len(AllStatuses)*len(events)-legal, checked, "every pair outside legalMoves was checked")
+}
+
+func TestRequesterNeverApprovesWhateverTheCase(t *testing.T) {
+	r := baseRequest(StatusPending, ModeManual)
+	r.Requester = "Alice@Example.com"
+	r.Approvers = []string{"alice@example.com", "carol@example.com"}
+	_, err := Transition(r, Event{Type: EventApprove, Actor: "alice@example.com"}, t0)
+	assert.Equal(t, KindForbidden, KindOf(err))
+	assert.False(t, r.IsApprover("ALICE@example.com"))
+
+	r = baseRequest("", ModeManual)
+	r.Version = 0
+	r.Requester = "Alice@Example.com"
+	r.Approvers = []string{"alice@example.com", "carol@example.com", "CAROL@example.com", "dave@example.com"}
+	got, err := Submit(r, t0)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"carol@example.com", "dave@example.com"}, got.Approvers, "requester removed, repeats folded")
+
+	r.Approvers, r.Quorum = []string{"carol@example.com", "CAROL@example.com"}, 2
+	_, err = Submit(r, t0)
+	assert.Equal(t, KindForbidden, KindOf(err), "one person listed twice is not a quorum of two")
 }
 
 func TestQuorumNeedsDistinctApprovers(t *testing.T) {

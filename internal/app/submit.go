@@ -287,7 +287,7 @@ func (s *Service) Audit(ctx context.Context, caller Caller, id string) (AuditTra
 		return AuditTrail{}, err
 	}
 	t := AuditTrail{Records: recs, Verified: true}
-	if err := access.VerifyChain(recs, r.AuditHead); err != nil {
+	if err := access.VerifyTrail(r, recs); err != nil {
 		t.Verified, t.VerifyError = false, err.Error()
 	}
 	return t, nil

@@ -561,7 +561,7 @@ func (s *Store) VerifyAudit(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return access.VerifyChain(recs, r.AuditHead)
+	return access.VerifyTrail(r, recs)
 }
 
 func stringSet(v string) expression.ValueBuilder {

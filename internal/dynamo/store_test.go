@@ -209,6 +209,22 @@ func TestVerifyAuditDetectsTampering(t *testing.T) {
 			wantErr: "request points at a later record",
 		},
 		{
+			name: "last record deleted and the request's head removed",
+			give: func(t *testing.T, c *dynamodb.Client, recs trail) {
+				del(t, c, recs[len(recs)-1])
+				_, err := c.UpdateItem(awstest.Context(t), &dynamodb.UpdateItemInput{
+					TableName: aws.String(tables.State),
+					Key: map[string]types.AttributeValue{
+						dynamo.AttrPK: &types.AttributeValueMemberS{Value: "REQ#req-1"},
+						dynamo.AttrSK: &types.AttributeValueMemberS{Value: "REQ"},
+					},
+					UpdateExpression: aws.String("REMOVE auditHead"),
+				})
+				require.NoError(t, err)
+			},
+			wantErr: "points at no audit record",
+		},
+		{
 			name: "two records swapped",
 			give: func(t *testing.T, c *dynamodb.Client, recs trail) {
 				a, b := recs[1], recs[2]
@@ -264,6 +280,43 @@ func TestVerifyAuditDetectsTampering(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.wantErr)
 		})
 	}
+}
+
+// TestAuditRecordsAreNeverOverwritten: a transition whose version condition
+// holds still fails, and changes nothing, when its audit record's key is
+// taken (the audit put is conditional on the record not existing).
+func TestAuditRecordsAreNeverOverwritten(t *testing.T) {
+	st, client := newStore(t)
+	ctx := awstest.Context(t)
+	r, rec := storetest.Submit(t, "req-1", "alice", []string{"bob"}, 1, storetest.T0.Add(time.Hour))
+	require.NoError(t, st.Create(ctx, r, rec))
+	next, rec2, err := access.Apply(r, access.Event{Type: access.EventApprove, Actor: "bob"}, storetest.T0.Add(time.Minute))
+	require.NoError(t, err)
+
+	// Plant record 2 by hand: a copy of record 1 under seq 2.
+	out, err := client.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 aws.String(tables.Audit),
+		KeyConditionExpression:    aws.String("requestId = :id"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":id": &types.AttributeValueMemberS{Value: r.ID}},
+	})
+	require.NoError(t, err)
+	require.Len(t, out.Items, 1)
+	item := maps.Clone(out.Items[0])
+	item[dynamo.AttrSeq] = &types.AttributeValueMemberN{Value: "2"}
+	item["actor"] = &types.AttributeValueMemberS{Value: "mallory"}
+	_, err = client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(tables.Audit), Item: item})
+	require.NoError(t, err)
+
+	err = st.Transition(ctx, r, next, rec2)
+	require.Error(t, err)
+	assert.Equal(t, access.KindConflict, access.KindOf(err))
+	got, err := st.Get(ctx, r.ID)
+	require.NoError(t, err)
+	assert.Equal(t, r, got, "the state item did not move")
+	recs, err := st.Audit(ctx, r.ID)
+	require.NoError(t, err)
+	require.Len(t, recs, 2)
+	assert.Equal(t, "mallory", recs[1].Actor, "the existing record was not overwritten")
 }
 
 func TestConsumedCapacity(t *testing.T) {

@@ -326,7 +326,7 @@ func (s *Store) VerifyAudit(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return access.VerifyChain(recs, r.AuditHead)
+	return access.VerifyTrail(r, recs)
 }
 
 func (l *ledger) view(key string) access.Ledger {

@@ -247,6 +247,18 @@ func testStaleTransition(t *testing.T, s app.Store) {
 	require.NoError(t, err)
 	require.Len(t, trail, 2)
 
+	// The version condition alone refuses a writer whose version is not the
+	// stored one, even when its audit record's key is free (stored: 2;
+	// this writer believes 4 and would write 5).
+	future := r
+	future.Version = 4
+	next, rec4, err := access.Apply(future, access.Event{Type: access.EventApprove, Actor: "carol"}, T0.Add(2*time.Minute))
+	require.NoError(t, err)
+	requireKind(t, access.KindConflict, s.Transition(ctx(t), future, next, rec4))
+	trail, err = s.Audit(ctx(t), r.ID)
+	require.NoError(t, err)
+	require.Len(t, trail, 2, "no audit record without its state change")
+
 	// A request that was never created cannot be transitioned either.
 	ghost, _ := Submit(t, "ghost", "alice", []string{"bob"}, 1, T0.Add(time.Hour))
 	next, rec3, err := access.Apply(ghost, access.Event{Type: access.EventCancel, Actor: "alice"}, T0)
@@ -488,7 +500,11 @@ func testDueFollowsStatus(t *testing.T, s app.Store) {
 	} {
 		r, rec := Submit(t, fmt.Sprintf("req-t%d", i), "alice", []string{"bob"}, 1, T0.Add(time.Minute))
 		create(t, s, r, rec)
-		Apply(t, s, r, e, T0.Add(time.Minute))
+		at := T0.Add(30 * time.Second) // decisions before the deadline,
+		if e.Type == access.EventTimeout {
+			at = T0.Add(time.Minute) // the time-out at it
+		}
+		Apply(t, s, r, e, at)
 	}
 	for _, st := range access.AllStatuses {
 		require.Equal(t, []string{}, due(st, later), "terminal request is due as %s", st)
