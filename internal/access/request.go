@@ -161,9 +161,14 @@ type Request struct {
 
 	LastError      string
 	RevokeAttempts int
-	EndedBy        string
-	EndReason      string
-	AuditHead      string // hash of the newest audit record
+	// RevokeRequestedBy and RevokeReason record an early revoke that failed:
+	// the sweeper retries it at once, as this actor, instead of waiting for
+	// the end time.
+	RevokeRequestedBy string
+	RevokeReason      string
+	EndedBy           string
+	EndReason         string
+	AuditHead         string // hash of the newest audit record
 }
 
 // Duration is the length of the access window.
@@ -222,6 +227,9 @@ func (r Request) DueAt() (time.Time, bool) {
 	case StatusApproved:
 		return r.StartAt, true
 	case StatusActive:
+		if r.RevokeRequestedBy != "" && r.UpdatedAt.Before(r.EndAt) {
+			return r.UpdatedAt, true // a failed early revoke: due now
+		}
 		return r.EndAt, true
 	}
 	return time.Time{}, false

@@ -39,6 +39,9 @@ type Event struct {
 	Privileged bool
 	Comment    string // approver comment, revoke reason, drift detail
 	Error      string // for the failure events
+	// Early marks a revoke-failed event as the failure of an early revoke
+	// by Actor (not the end-time one), so that it is retried as such.
+	Early bool
 }
 
 // Transition is the lifecycle: given a request, an event and the time, it
@@ -160,6 +163,14 @@ func Transition(r Request, e Event, now time.Time) (Request, error) {
 		}
 		if e.Error == "" {
 			return r, FieldErrorf("error", "a failed revoke must say what failed")
+		}
+		if e.Early {
+			if !SameIdentity(e.Actor, r.Requester) && !r.IsApprover(e.Actor) && !e.Privileged {
+				return r, Errorf(KindForbidden, "only the requester, an approver or an admin can revoke this access")
+			}
+			if next.RevokeRequestedBy == "" {
+				next.RevokeRequestedBy, next.RevokeReason = e.Actor, e.Comment
+			}
 		}
 		next.LastError = e.Error
 		next.RevokeAttempts++

@@ -330,3 +330,29 @@ func TestLedgerKeyAndErrors(t *testing.T) {
 	assert.True(t, Ledger{Holders: []string{"a", "b"}}.Held("a"))
 	assert.False(t, Ledger{Holders: []string{"a"}}.Held("a"))
 }
+
+func TestFailedEarlyRevokeIsDueAtOnce(t *testing.T) {
+	r := baseRequest(StatusActive, ModeManual)
+	at := t0.Add(90 * time.Minute)
+	_, err := Transition(r, Event{Type: EventRevokeFailed, Actor: "mallory@example.com", Early: true, Error: "x"}, at)
+	assert.Equal(t, KindForbidden, KindOf(err), "a stranger's failed revoke is still a revoke they may not do")
+
+	next, err := Transition(r, Event{Type: EventRevokeFailed, Actor: "alice@example.com", Early: true, Comment: "done", Error: "throttled"}, at)
+	require.NoError(t, err)
+	assert.Equal(t, StatusActive, next.Status)
+	assert.Equal(t, "alice@example.com", next.RevokeRequestedBy)
+	assert.Equal(t, "done", next.RevokeReason)
+	due, ok := next.DueAt()
+	require.True(t, ok)
+	assert.Equal(t, at, due, "due at once, not at the end")
+
+	again, err := Transition(next, Event{Type: EventRevokeFailed, Actor: "dave@example.com", Early: true, Comment: "later", Error: "throttled"}, at.Add(time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, "alice@example.com", again.RevokeRequestedBy, "the first request to end it is kept")
+	assert.Equal(t, 2, again.RevokeAttempts)
+
+	endTime, err := Transition(r, Event{Type: EventRevokeFailed, Actor: "system:revoke", Error: "throttled"}, r.EndAt)
+	require.NoError(t, err)
+	due, _ = endTime.DueAt()
+	assert.Equal(t, r.EndAt, due, "a failed end-time revoke stays due at the end")
+}

@@ -80,7 +80,7 @@ func (s *Service) Revoke(ctx context.Context, in RevokeInput) (access.Request, e
 		return r, err
 	}
 	if err := s.withdraw(ctx, p, r.Grant()); err != nil {
-		return s.revokeFailed(ctx, r, err)
+		return s.revokeFailed(ctx, r, in, err)
 	}
 
 	next, err := s.applyTo(ctx, r, ev)
@@ -111,12 +111,19 @@ func (s *Service) Revoke(ctx context.Context, in RevokeInput) (access.Request, e
 }
 
 // revokeFailed keeps the request ACTIVE with the error and attempt count,
-// alerts admins, and returns the error so the scheduler retries; the sweeper
-// retries too, as the request stays due.
-func (s *Service) revokeFailed(ctx context.Context, r access.Request, cause error) (access.Request, error) {
+// alerts admins, and returns the error so that the caller sees it (Lambda
+// retries a failed asynchronous invocation). The sweeper retries too: an
+// end-time revoke stays due at the end; a failed early revoke records who
+// asked and why, which makes the request due at once, so the sweeper retries
+// it as that actor's revoke instead of waiting for the end time.
+func (s *Service) revokeFailed(ctx context.Context, r access.Request, in RevokeInput, cause error) (access.Request, error) {
 	s.Metrics.Count(ctx, "RevokeFailures", 1)
 	s.Log.ErrorContext(ctx, "revoke failed", "requestId", r.ID, "error", cause)
-	next, err := s.applyTo(ctx, r, access.Event{Type: access.EventRevokeFailed, Actor: ActorRevoke, Error: cause.Error()})
+	ev := access.Event{Type: access.EventRevokeFailed, Actor: ActorRevoke, Error: cause.Error()}
+	if !in.Expire {
+		ev = access.Event{Type: access.EventRevokeFailed, Actor: in.Actor, Privileged: in.Privileged, Early: true, Comment: in.Reason, Error: cause.Error()}
+	}
+	next, err := s.applyTo(ctx, r, ev)
 	if err != nil {
 		next = r
 	}
@@ -181,6 +188,7 @@ func (s *Service) EndWork(ctx context.Context, ev TicketEvent) ([]access.Request
 // SweepReport says what one sweep did.
 type SweepReport struct {
 	Expired, Activated, TimedOut int
+	Revoked                      int // failed early revokes retried and done
 	Failed                       int
 	Drift                        int
 	Checked                      int
@@ -212,7 +220,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepReport, error) {
 	s.checkDrift(ctx, &rep)
 	s.Metrics.Count(ctx, "SweepOverdue", float64(rep.Overdue))
 	s.Metrics.Count(ctx, "SweepFailures", float64(rep.Failed))
-	s.Log.InfoContext(ctx, "sweep", "expired", rep.Expired, "activated", rep.Activated, "timedOut", rep.TimedOut,
+	s.Log.InfoContext(ctx, "sweep", "expired", rep.Expired, "revoked", rep.Revoked, "activated", rep.Activated, "timedOut", rep.TimedOut,
 		"failed", rep.Failed, "checked", rep.Checked, "drift", rep.Drift, "overdue", rep.Overdue)
 	return rep, nil
 }
@@ -244,6 +252,7 @@ func (s *Service) sweepPage(ctx context.Context, page []access.Request, now time
 
 func (r *SweepReport) add(o SweepReport) {
 	r.Expired += o.Expired
+	r.Revoked += o.Revoked
 	r.Activated += o.Activated
 	r.TimedOut += o.TimedOut
 	r.Failed += o.Failed
@@ -256,6 +265,13 @@ func (s *Service) sweepOne(ctx context.Context, r access.Request, now time.Time,
 	var err error
 	switch r.Status {
 	case access.StatusActive:
+		if r.RevokeRequestedBy != "" && now.Before(r.EndAt) {
+			// An early revoke that failed: retry it as who asked.
+			if _, err = s.Revoke(ctx, RevokeInput{RequestID: r.ID, Actor: r.RevokeRequestedBy, Privileged: true, Reason: r.RevokeReason}); err == nil {
+				rep.Revoked++
+			}
+			break
+		}
 		if now.Sub(r.EndAt) > overdueAfter {
 			rep.Overdue++
 		}
@@ -268,11 +284,12 @@ func (s *Service) sweepOne(ctx context.Context, r access.Request, now time.Time,
 			rep.Activated++
 		}
 	case access.StatusPending:
-		if _, _, err = s.apply(ctx, r.ID, func(access.Request) access.Event {
+		var timedOut access.Request
+		if _, timedOut, err = s.apply(ctx, r.ID, func(access.Request) access.Event {
 			return access.Event{Type: access.EventTimeout, Actor: ActorSweeper}
 		}); err == nil {
 			rep.TimedOut++
-			s.notify(ctx, access.Notice{Kind: access.NoticeTimedOut, To: []string{r.Requester}, Request: r})
+			s.notify(ctx, access.Notice{Kind: access.NoticeTimedOut, To: []string{r.Requester}, Request: timedOut})
 		}
 	}
 	if err != nil && !access.IsKind(err, access.KindConflict) {

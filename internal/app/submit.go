@@ -2,7 +2,7 @@ package app
 
 import (
 	"context"
-	"slices"
+	"fmt"
 	"time"
 	"unicode/utf8"
 
@@ -220,6 +220,7 @@ func (s *Service) cancel(ctx context.Context, actor string, privileged bool, id,
 			// The grant path finds the request CANCELLED and does nothing.
 			s.Log.WarnContext(ctx, "unschedule grant", "requestId", id, "error", err)
 		}
+		s.releaseCancelled(ctx, r)
 	}
 	to := []string{r.Requester}
 	if prev.Status == access.StatusPending {
@@ -227,6 +228,23 @@ func (s *Service) cancel(ctx context.Context, actor string, privileged bool, id,
 	}
 	s.notify(ctx, access.Notice{Kind: access.NoticeCancelled, To: to, Request: r, Detail: reason})
 	return r, nil
+}
+
+// releaseCancelled removes whatever access a request cancelled while
+// APPROVED still holds: an activation that stopped midway (a crash after the
+// grant) leaves access in IAM, and a CANCELLED request is not due work, so
+// nothing else would look at it before the end time. The revoke schedule is
+// kept either way: should this fail, or an activation still in flight grant
+// after it, the end-time revoke withdraws what the request holds then.
+func (s *Service) releaseCancelled(ctx context.Context, r access.Request) {
+	p, err := s.provider(r.Provider)
+	if err == nil {
+		err = s.withdraw(ctx, p, r.Grant())
+	}
+	if err != nil {
+		s.Log.ErrorContext(ctx, "release access of a cancelled request", "requestId", r.ID, "error", err)
+		s.alertAdmins(ctx, r, fmt.Sprintf("request was cancelled while its access was being granted, and removing that access failed (%v); the end-time revoke will retry", err))
+	}
 }
 
 // Get returns a request to its requester, its approvers and admins; to
@@ -243,7 +261,7 @@ func (s *Service) Get(ctx context.Context, caller Caller, id string) (access.Req
 }
 
 func (s *Service) canSee(caller Caller, r access.Request) bool {
-	return caller.Identity == r.Requester || slices.Contains(r.Approvers, caller.Identity) || s.isAdmin(caller.Identity)
+	return access.SameIdentity(caller.Identity, r.Requester) || r.IsApprover(caller.Identity) || s.isAdmin(caller.Identity)
 }
 
 // Lists is a caller's view of the system.

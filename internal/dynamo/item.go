@@ -108,6 +108,8 @@ type requestItem struct {
 	UpdatedAt            string         `dynamodbav:"updatedAt,omitempty"`
 	LastError            string         `dynamodbav:"lastError,omitempty"`
 	RevokeAttempts       int            `dynamodbav:"revokeAttempts,omitempty"`
+	RevokeRequestedBy    string         `dynamodbav:"revokeRequestedBy,omitempty"`
+	RevokeReason         string         `dynamodbav:"revokeReason,omitempty"`
 	EndedBy              string         `dynamodbav:"endedBy,omitempty"`
 	EndReason            string         `dynamodbav:"endReason,omitempty"`
 	AuditHead            string         `dynamodbav:"auditHead,omitempty"`
@@ -126,6 +128,7 @@ func marshalRequest(r access.Request) (item, error) {
 		Mode:             string(r.Mode), Approvers: r.Approvers, Quorum: r.Quorum, ReviewRequired: r.ReviewRequired,
 		Status: string(r.Status), CreatedAt: formatTime(r.CreatedAt), UpdatedAt: formatTime(r.UpdatedAt),
 		LastError: r.LastError, RevokeAttempts: r.RevokeAttempts, EndedBy: r.EndedBy, EndReason: r.EndReason,
+		RevokeRequestedBy: r.RevokeRequestedBy, RevokeReason: r.RevokeReason,
 		AuditHead: r.AuditHead,
 	}
 	if r.Requester == "" {
@@ -157,6 +160,7 @@ func unmarshalRequest(av item) (access.Request, error) {
 		Mode: access.Mode(it.Mode), Approvers: it.Approvers, Quorum: it.Quorum, ReviewRequired: it.ReviewRequired,
 		Status: access.Status(it.Status), Version: it.Version,
 		LastError: it.LastError, RevokeAttempts: it.RevokeAttempts, EndedBy: it.EndedBy, EndReason: it.EndReason,
+		RevokeRequestedBy: it.RevokeRequestedBy, RevokeReason: it.RevokeReason,
 		AuditHead: it.AuditHead,
 	}
 	if len(r.Approvers) == 0 {

@@ -92,9 +92,12 @@ func Full(id string) (access.Request, access.AuditRecord) {
 		UpdatedAt:      T0.Add(2*time.Minute + 6),
 		LastError:      "iam: throttled",
 		RevokeAttempts: 2,
-		EndedBy:        "system:sweeper",
-		EndReason:      "because",
-		AuditHead:      "abc123",
+		// (set on ACTIVE requests only in practice; stored like any field)
+		RevokeRequestedBy: "carol@example.com",
+		RevokeReason:      "work done",
+		EndedBy:           "system:sweeper",
+		EndReason:         "because",
+		AuditHead:         "abc123",
 	}
 	rec := access.AuditRecord{
 		RequestID: id, Seq: 3, At: T0.Add(2*time.Minute + 6), Actor: "Bob@example.com",

@@ -1,0 +1,108 @@
+package enginetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jitaccess/jit/internal/access"
+	"github.com/jitaccess/jit/internal/app"
+)
+
+// TestCancelAfterCrashedActivationReleasesAccess: an activation that died
+// after the IAM grant leaves an APPROVED request holding access. Cancelling
+// it (by the requester, or by a work-finished event) must take that access
+// away at once: a CANCELLED request is not due work, so nothing else would
+// look at it before the end time.
+func TestCancelAfterCrashedActivationReleasesAccess(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		cancel func(e *env, r access.Request)
+		actor  string
+	}{
+		{"requester cancels", func(e *env, r access.Request) {
+			_, err := e.svc.Cancel(e.ctx, app.Caller{Identity: alice}, r.ID, "not needed")
+			require.NoError(t, err)
+		}, alice},
+		{"ticket closed", func(e *env, r access.Request) {
+			require.NoError(t, e.revoke(e.ctx, readEvent(t, "revoke-ticket-closed.json")))
+		}, ticketActor},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.crash.arm(crashAfterGrant)
+			require.Equal(t, crashAfterGrant, survive(func() {
+				_, _ = e.svc.Submit(e.ctx, app.Caller{Identity: alice}, app.SubmitInput{
+					RoleID: "ops-group", Justification: justification("ops-group"), Ticket: "OPS-1234"})
+			}))
+			r := e.get(e.lastID())
+			require.Equal(t, access.StatusApproved, r.Status)
+			require.True(t, e.inGroup("alice"), "the crash left the access in IAM")
+
+			tt.cancel(e, r)
+			got := e.get(r.ID)
+			assert.Equal(t, access.StatusCancelled, got.Status)
+			assert.Equal(t, tt.actor, got.EndedBy)
+			assert.False(t, e.inGroup("alice"), "cancelling took the leftover access away")
+			l, err := e.store.Ledger(e.ctx, r.Grant().LedgerKey())
+			require.NoError(t, err)
+			assert.Empty(t, l.Holders)
+			e.requireInvariant(false) // strictly: no access without an ACTIVE request
+
+			// The revoke schedule stays as the way out; at the end it finds nothing.
+			require.True(t, e.hasSchedule(app.ActionRevoke, r.ID))
+			e.clock.Set(r.EndAt)
+			require.NoError(t, e.revoke(e.ctx, payload(app.ActionRevoke, r.ID)))
+			assert.Equal(t, access.StatusCancelled, e.get(r.ID).Status)
+			assert.Equal(t, []string{"submit", "auto-approve", "cancel"}, e.actions(r.ID))
+		})
+	}
+}
+
+// TestFailedEarlyRevokeIsRetriedBySweeper: an early revoke ("I'm done", an
+// approver, an admin or a work-finished event) whose IAM call keeps failing
+// stays ACTIVE with the error, and is due at once: the next sweep retries
+// it as the same actor's revoke, long before the end time.
+func TestFailedEarlyRevokeIsRetriedBySweeper(t *testing.T) {
+	e := newEnv(t)
+	r := e.submit(alice, "ops-group", app.SubmitInput{Duration: 4 * time.Hour})
+	require.Equal(t, access.StatusActive, r.Status)
+	e.clock.Advance(10 * time.Minute)
+
+	e.faults.add(&fault{op: "RemoveUserFromGroup", kind: faultFail, times: -1})
+	_, err := e.svc.RevokeEarly(e.ctx, app.Caller{Identity: alice}, r.ID, "done with it")
+	require.Error(t, err, "the failure is reported to the caller")
+	got := e.get(r.ID)
+	require.Equal(t, access.StatusActive, got.Status)
+	assert.Equal(t, 1, got.RevokeAttempts)
+	assert.Equal(t, alice, got.RevokeRequestedBy)
+	assert.Equal(t, "done with it", got.RevokeReason)
+	assert.True(t, e.inGroup("alice"))
+	assert.True(t, e.told(admin, "[ACTION NEEDED]", r.ID), "admins are told")
+
+	// Still failing: the sweep tries, records a second attempt, stays ACTIVE.
+	e.clock.Advance(5 * time.Minute)
+	rep, err := e.sweep(e.ctx, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 1, rep.Failed)
+	assert.Equal(t, 2, e.get(r.ID).RevokeAttempts)
+
+	// IAM recovers: the next sweep finishes the revoke, as alice's.
+	e.faults.clear()
+	e.clock.Advance(5 * time.Minute)
+	rep, err = e.sweep(e.ctx, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 1, rep.Revoked)
+	assert.Zero(t, rep.Expired)
+	got = e.get(r.ID)
+	assert.Equal(t, access.StatusRevoked, got.Status)
+	assert.Equal(t, alice, got.EndedBy)
+	assert.Equal(t, "done with it", got.EndReason)
+	assert.True(t, got.EndAt.After(e.clock.Now().Add(3*time.Hour)), "well before the end time")
+	assert.False(t, e.inGroup("alice"))
+	assert.False(t, e.hasSchedule(app.ActionRevoke, r.ID), "the revoke schedule is removed")
+	assert.Equal(t, []string{"submit", "auto-approve", "activate", "revoke-failed", "revoke-failed", "revoke"}, e.actions(r.ID))
+	e.requireInvariant(false)
+}
