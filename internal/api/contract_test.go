@@ -69,7 +69,7 @@ var wantStatus = map[string]int{
 	"intake-list-requests.json":                200,
 	"intake-create-request.json":               201,
 	"intake-create-maintenance-window.json":    201,
-	"intake-create-body-identity-ignored.json": 400,
+	"intake-create-body-identity-refused.json": 400,
 	"intake-create-bad-duration.json":          400,
 	"intake-create-unauthenticated.json":       401,
 	"intake-get-request.json":                  200,
@@ -81,8 +81,10 @@ var wantStatus = map[string]int{
 	"intake-revoke.json":                       200,
 	"intake-audit.json":                        200,
 	"approve-get-page.json":                    200,
+	"approve-head-page.json":                   200,
 	"approve-post-approve.json":                200,
-	"approve-post-forged.json":                 400,
+	"approve-post-deny.json":                   200,
+	"approve-post-forged.json":                 401, // right size, wrong signature
 }
 
 // TestContractEvents feeds every sample HTTP event through the real
