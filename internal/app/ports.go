@@ -50,6 +50,9 @@ type Store interface {
 
 	// ConsumeToken marks an approval token used; conflict if it already was.
 	ConsumeToken(ctx context.Context, tokenID string, expires time.Time) error
+	// ReleaseToken makes a consumed token usable again (the decision it was
+	// spent on could not be recorded); releasing an unused one is no error.
+	ReleaseToken(ctx context.Context, tokenID string) error
 }
 
 // Schedule actions; schedules are named "<action>-<requestId>".

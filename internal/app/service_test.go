@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -485,4 +486,46 @@ type crashingHold struct{ app.Store }
 
 func (crashingHold) HoldGrant(context.Context, string, string, bool) (access.Ledger, error) {
 	panic("crash between the revoke schedule and the ledger")
+}
+
+// flakyTransitions fails the next n Transition writes, as a throttled or
+// timed-out DynamoDB would.
+type flakyTransitions struct {
+	app.Store
+	n int
+}
+
+func (f *flakyTransitions) Transition(ctx context.Context, prev, next access.Request, rec access.AuditRecord) error {
+	if f.n > 0 {
+		f.n--
+		return access.Wrap(access.KindInternal, errors.New("throttled"), "transition failed")
+	}
+	return f.Store.Transition(ctx, prev, next, rec)
+}
+
+// TestApprovalLinkSurvivesFailedWrite: a link whose decision could not be
+// recorded is not spent; the approver's second press decides.
+func TestApprovalLinkSurvivesFailedWrite(t *testing.T) {
+	e := newEnv(t)
+	r := e.submit(t, alice, app.SubmitInput{RoleID: "quorum"})
+	var link string
+	for _, n := range e.mail.Sent(access.NoticeApprovalRequested) {
+		if n.To[0] == "carol@example.com" {
+			link = n.ActionURL[len("https://jit.example.com/approvals/"):]
+		}
+	}
+	require.NotEmpty(t, link)
+	flaky := &flakyTransitions{Store: e.svc.Store, n: 1}
+	e.svc.Store = flaky
+
+	_, err := e.svc.DecideByLink(ctx(), link, access.DecisionApprove, "")
+	require.Error(t, err)
+	got, _ := e.store.Get(ctx(), r.ID)
+	require.Equal(t, r.Version, got.Version, "nothing was recorded")
+
+	got, err = e.svc.DecideByLink(ctx(), link, access.DecisionApprove, "ok")
+	require.NoError(t, err, "the link still works")
+	assert.True(t, got.HasDecided("carol@example.com"))
+	_, err = e.svc.DecideByLink(ctx(), link, access.DecisionApprove, "")
+	assert.Equal(t, access.KindConflict, access.KindOf(err), "and is spent once the decision is recorded")
 }

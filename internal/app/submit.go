@@ -200,7 +200,23 @@ func (s *Service) DecideByLink(ctx context.Context, token string, d access.Decis
 	if err := s.Store.ConsumeToken(ctx, v.Claims.TokenID, v.Claims.ExpiresAt); err != nil {
 		return v.Request, err
 	}
-	return s.Decide(ctx, Caller{Identity: v.Claims.Approver}, DecideInput{RequestID: v.Request.ID, Decision: d, Comment: comment})
+	r, err := s.Decide(ctx, Caller{Identity: v.Claims.Approver}, DecideInput{RequestID: v.Request.ID, Decision: d, Comment: comment})
+	if err != nil && !decided(r, v.Claims.Approver) {
+		// The link was spent on a decision that was not recorded (say the
+		// write was throttled): give it back, so that the approver can try
+		// again. Once recorded, the lifecycle refuses a second decision by
+		// the same approver anyway.
+		if rerr := s.Store.ReleaseToken(ctx, v.Claims.TokenID); rerr != nil {
+			s.Log.ErrorContext(ctx, "release approval link after a failed decision", "requestId", v.Request.ID, "error", rerr)
+		}
+	}
+	return r, err
+}
+
+// decided reports whether r (as stored after a decision attempt) records
+// approver's decision.
+func decided(r access.Request, approver string) bool {
+	return r.ID != "" && r.HasDecided(approver)
 }
 
 // Cancel withdraws a request before it becomes active.

@@ -752,6 +752,26 @@ func (s *Store) ConsumeToken(ctx context.Context, tokenID string, expires time.T
 	return nil
 }
 
+// ReleaseToken deletes a consumed token's item, so its link works again.
+func (s *Store) ReleaseToken(ctx context.Context, tokenID string) error {
+	if tokenID == "" {
+		return access.FieldErrorf("token", "is required")
+	}
+	out, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: aws.String(s.tables.State),
+		Key: map[string]types.AttributeValue{
+			AttrPK: &types.AttributeValueMemberS{Value: prefixToken + tokenID},
+			AttrSK: &types.AttributeValueMemberS{Value: skToken},
+		},
+		ReturnConsumedCapacity: s.returnCC(),
+	})
+	if err != nil {
+		return internal(err, "release token")
+	}
+	s.consumed("ReleaseToken.DeleteItem", out.ConsumedCapacity)
+	return nil
+}
+
 func sortedUnique(ss []string) []string {
 	out := slices.Clone(ss)
 	slices.Sort(out)

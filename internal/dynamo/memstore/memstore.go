@@ -421,6 +421,17 @@ func (s *Store) ConsumeToken(_ context.Context, tokenID string, expires time.Tim
 	return nil
 }
 
+// ReleaseToken makes a consumed token usable again.
+func (s *Store) ReleaseToken(_ context.Context, tokenID string) error {
+	if tokenID == "" {
+		return access.FieldErrorf("token", "is required")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.tokens, tokenID)
+	return nil
+}
+
 // AllRequests returns every stored request, by id.
 func (s *Store) AllRequests() []access.Request {
 	s.mu.Lock()

@@ -730,6 +730,10 @@ func testConsumeToken(t *testing.T, s app.Store) {
 	requireKind(t, access.KindConflict, err)
 	require.Equal(t, "this approval link has already been used", access.PublicMessage(err))
 	require.NoError(t, s.ConsumeToken(ctx(t), "tok-2", exp))
+	require.NoError(t, s.ReleaseToken(ctx(t), "tok-1"))
+	require.NoError(t, s.ConsumeToken(ctx(t), "tok-1", exp), "a released token can be consumed again")
+	require.NoError(t, s.ReleaseToken(ctx(t), "never-used"), "releasing an unused token is no error")
+	requireKind(t, access.KindInvalid, s.ReleaseToken(ctx(t), ""))
 }
 
 func testInvalidInput(t *testing.T, s app.Store) {
