@@ -8,13 +8,23 @@
 //   - targeted faults (Add): fail attempts of one operation, optionally
 //     only calls whose input matches, after letting Skip calls through,
 //     Times attempts (or every one);
-//   - a rate (SetRate): with probability P per attempt, for the chosen
-//     services, one of the chosen kinds, drawn from a seeded generator so
-//     that a run in the same call order is reproducible.
+//   - a rate (SetRate), drawn from a seeded generator so that a run in the
+//     same call order is reproducible, for the chosen services, one of the
+//     chosen kinds, in two modes:
+//   - per attempt (Rate.P): each attempt fails with probability P. Faults
+//     are decided right after the SDK's retry loop, so a retryable fault is
+//     retried by the SDK as a real one would be, and with the SDK's default
+//     three attempts almost none reaches the caller;
+//   - per call (Rate.PerCall): decided once when the call starts, the fault
+//     persists over every attempt the SDK makes, so the caller sees it (a
+//     service that stays down for longer than the SDK retries). With
+//     Rate.Burst, the next calls of the same operation fail the same way
+//     too: an outage long enough to outlast the caller's own retries.
 //
-// Faults are decided per attempt, right after the SDK's retry loop, so a
-// retryable fault is retried by the SDK as a real one would be. Disable
-// turns every fault off (counting goes on); Enable turns them on again.
+// Timeout really takes time: with Rate.Delay it waits that long before
+// failing (the request never sent); LostResponse sends the request, waits,
+// then loses the answer. Disable turns every fault off (counting goes on);
+// Enable turns them on again.
 package faults
 
 import (
@@ -60,11 +70,12 @@ const (
 	Throttle Kind = "throttled"
 	// ServerError is an HTTP 500 (InternalFailure), which the SDK retries.
 	ServerError Kind = "500"
-	// Timeout is an HTTP timeout before the request reached the service;
-	// the SDK retries it.
+	// Timeout is an HTTP timeout before the request reached the service
+	// (a context deadline error, after Rate.Delay); the SDK retries it.
 	Timeout Kind = "times out"
-	// LostResponse lets the call through, then loses the response as a
-	// timeout: the service applied the change, the caller does not know.
+	// LostResponse lets the attempt through, then loses the response as a
+	// timeout (after Rate.Delay): the service applied the change, the
+	// caller does not know.
 	LostResponse Kind = "response lost"
 )
 
@@ -153,6 +164,14 @@ func (f *Fault) Hits() int {
 type Rate struct {
 	// P is the probability that an attempt fails, from 0 to 1.
 	P float64
+	// PerCall is the probability that a call fails on every one of its
+	// attempts (decided once per call, the kind too), from 0 to 1.
+	PerCall float64
+	// Burst is how many following calls of the same operation fail the
+	// same way after a per-call fault (an outage of that operation); 0
+	// means none. BurstFor, when set, ends a burst after that long.
+	Burst    int
+	BurstFor time.Duration
 	// Services are the service ids faulted; empty means every service.
 	Services []string
 	// Kinds are drawn from uniformly; empty means Throttle, ServerError and Timeout.
@@ -161,6 +180,13 @@ type Rate struct {
 	Seed uint64
 	// Exempt, when set, keeps operations it accepts free of rate faults.
 	Exempt func(service, op string) bool
+	// ExemptKind, when set, keeps the kinds it accepts out of the draw for
+	// an operation (e.g. lost responses of non-idempotent writes).
+	ExemptKind func(service, op string, k Kind) bool
+	// Delay is how long a Timeout waits before failing, and a
+	// LostResponse after the answer came, before losing it (bounded by
+	// the call's context); zero fails at once.
+	Delay time.Duration
 }
 
 // Stats is what an Injector counted.
@@ -178,6 +204,41 @@ type Stats struct {
 	// "Service.Op"; Exhausted those whose error was an injected fault (the
 	// SDK's retries did not get past it).
 	Failed, Exhausted map[string]int
+	// CallFaults counts the calls faulted per call (Rate.PerCall, bursts
+	// included), by kind, then "Service.Op"; Bursts the bursts started.
+	CallFaults map[Kind]map[string]int
+	Bursts     int
+	// Delayed is the time timeouts and lost responses waited.
+	Delayed time.Duration
+}
+
+// CallFaultsTotal is the number of calls faulted per call.
+func (s Stats) CallFaultsTotal() int {
+	n := 0
+	for _, ops := range s.CallFaults {
+		for _, c := range ops {
+			n += c
+		}
+	}
+	return n
+}
+
+// CallFaultsIn sums the calls of one service faulted per call.
+func (s Stats) CallFaultsIn(service string) int {
+	n := 0
+	for _, ops := range s.CallFaults {
+		n += sumService(ops, service)
+	}
+	return n
+}
+
+// ExhaustedTotal is the number of calls that returned an injected fault.
+func (s Stats) ExhaustedTotal() int {
+	n := 0
+	for _, c := range s.Exhausted {
+		n += c
+	}
+	return n
 }
 
 // InjectedTotal is the number of faults injected.
@@ -243,7 +304,15 @@ type Injector struct {
 	calls   map[string]int // by operation name, and "Query:<index>"
 	elapsed map[string]time.Duration
 	stats   Stats
+	bursts  map[string]*burst // by "Service.Op"
 	onScan  func(service string)
+}
+
+// burst is an outage of one operation after a per-call fault.
+type burst struct {
+	kind  Kind
+	left  int
+	until time.Time // zero: no time bound
 }
 
 // Option configures an Injector.
@@ -300,6 +369,7 @@ func (in *Injector) setRate(r Rate) {
 	r.Services = slices.Clone(r.Services)
 	in.rate = r
 	in.rng = rand.New(rand.NewPCG(r.Seed, r.Seed^0x9e3779b97f4a7c15))
+	in.bursts = map[string]*burst{}
 }
 
 // Enable turns fault injection on.
@@ -339,7 +409,8 @@ func (in *Injector) ResetCounts() {
 func (in *Injector) resetCounts() {
 	in.calls = map[string]int{}
 	in.elapsed = map[string]time.Duration{}
-	in.stats = Stats{Calls: map[string]int{}, OpAttempts: map[string]int{}, Injected: map[Kind]map[string]int{}, Failed: map[string]int{}, Exhausted: map[string]int{}}
+	in.stats = Stats{Calls: map[string]int{}, OpAttempts: map[string]int{}, Injected: map[Kind]map[string]int{}, Failed: map[string]int{}, Exhausted: map[string]int{},
+		CallFaults: map[Kind]map[string]int{}}
 }
 
 // Stats returns a copy of the counters.
@@ -350,10 +421,13 @@ func (in *Injector) Stats() Stats {
 		Calls: maps.Clone(in.stats.Calls), Attempts: in.stats.Attempts, Retries: in.stats.Retries,
 		OpAttempts: maps.Clone(in.stats.OpAttempts), Injected: map[Kind]map[string]int{},
 		Failed: maps.Clone(in.stats.Failed), Exhausted: maps.Clone(in.stats.Exhausted),
+		CallFaults: map[Kind]map[string]int{}, Bursts: in.stats.Bursts, Delayed: in.stats.Delayed,
 	}
 	for k, ops := range in.stats.Injected {
-		s.Injected[k] = map[string]int{}
-		maps.Copy(s.Injected[k], ops)
+		s.Injected[k] = maps.Clone(ops)
+	}
+	for k, ops := range in.stats.CallFaults {
+		s.CallFaults[k] = maps.Clone(ops)
 	}
 	return s
 }
@@ -385,6 +459,7 @@ type callKey struct{}
 type call struct {
 	service, op string
 	target      *Fault // the targeted fault this call matched, if any
+	sticky      Kind   // the per-call fault of every attempt, if any
 	attempts    int
 }
 
@@ -422,6 +497,9 @@ func (in *Injector) handleCall(ctx context.Context, mi middleware.InitializeInpu
 		}
 		c.target = f
 		break
+	}
+	if c.target == nil && in.enabled {
+		c.sticky = in.callFault(service, op, key)
 	}
 	onScan := in.onScan
 	in.mu.Unlock()
@@ -464,10 +542,13 @@ func (in *Injector) handleAttempt(ctx context.Context, mi middleware.FinalizeInp
 			}
 			f.hits++
 			kind = f.Kind
-		} else if in.rateApplies(c.service, c.op) && in.rng.Float64() < in.rate.P {
-			kind = in.rate.Kinds[in.rng.IntN(len(in.rate.Kinds))]
+		} else if c.sticky != "" {
+			kind = c.sticky
+		} else if in.rate.P > 0 && in.rateApplies(c.service, c.op) && in.rng.Float64() < in.rate.P {
+			kind = in.drawKind(c.service, c.op)
 		}
 	}
+	delay := in.rate.Delay
 	if kind != "" {
 		key := c.service + "." + c.op
 		if in.stats.Injected[kind] == nil {
@@ -484,17 +565,84 @@ func (in *Injector) handleAttempt(ctx context.Context, mi middleware.FinalizeInp
 		if err != nil {
 			return out, md, err
 		}
+		in.wait(ctx, delay)
 		return middleware.FinalizeOutput{}, md, kind.Err(c.op)
+	case Timeout:
+		in.wait(ctx, delay)
 	}
 	return middleware.FinalizeOutput{}, middleware.Metadata{}, kind.Err(c.op)
 }
 
-// rateApplies is called with the lock held.
+// wait sleeps d or until ctx ends, and counts the time.
+func (in *Injector) wait(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t0 := time.Now()
+	t := time.NewTimer(d)
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	t.Stop()
+	in.mu.Lock()
+	in.stats.Delayed += time.Since(t0)
+	in.mu.Unlock()
+}
+
+// callFault decides, once per call, whether every attempt of the call
+// fails (a burst of the operation going on, or a new per-call fault).
+// Called with the lock held.
+func (in *Injector) callFault(service, op, key string) Kind {
+	r := in.rate
+	if r.PerCall <= 0 || !in.rateApplies(service, op) {
+		return ""
+	}
+	var kind Kind
+	if b := in.bursts[key]; b != nil && b.left > 0 && (b.until.IsZero() || time.Now().Before(b.until)) {
+		b.left--
+		kind = b.kind
+	} else {
+		delete(in.bursts, key)
+		if in.rng.Float64() >= r.PerCall {
+			return ""
+		}
+		if kind = in.drawKind(service, op); kind == "" {
+			return ""
+		}
+		if r.Burst > 0 {
+			b := &burst{kind: kind, left: r.Burst}
+			if r.BurstFor > 0 {
+				b.until = time.Now().Add(r.BurstFor)
+			}
+			in.bursts[key] = b
+			in.stats.Bursts++
+		}
+	}
+	if in.stats.CallFaults[kind] == nil {
+		in.stats.CallFaults[kind] = map[string]int{}
+	}
+	in.stats.CallFaults[kind][key]++
+	return kind
+}
+
+// drawKind draws one of the rate's kinds that op is not exempt from, or
+// "" if it is exempt from all. Called with the lock held.
+func (in *Injector) drawKind(service, op string) Kind {
+	kinds := in.rate.Kinds
+	if ex := in.rate.ExemptKind; ex != nil {
+		kinds = slices.DeleteFunc(slices.Clone(kinds), func(k Kind) bool { return ex(service, op, k) })
+	}
+	if len(kinds) == 0 {
+		return ""
+	}
+	return kinds[in.rng.IntN(len(kinds))]
+}
+
+// rateApplies reports whether the rate covers the operation (its service
+// chosen, the operation not exempt). Called with the lock held.
 func (in *Injector) rateApplies(service, op string) bool {
 	r := in.rate
-	if r.P <= 0 {
-		return false
-	}
 	if len(r.Services) > 0 && !slices.Contains(r.Services, service) {
 		return false
 	}

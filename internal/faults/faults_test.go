@@ -298,3 +298,104 @@ func TestConcurrentUse(t *testing.T) {
 	assert.Equal(t, 400, st.Calls["DynamoDB.GetItem"])
 	assert.Equal(t, st.Attempts-400, st.Retries)
 }
+
+func TestPerCallFaultOutlastsSDKRetries(t *testing.T) {
+	in := faults.New(faults.WithRate(faults.Rate{PerCall: 1, Kinds: []faults.Kind{faults.ServerError}}))
+	c := newClients(t, in, 3)
+	err := getItem(context.Background(), c, "t")
+	require.Error(t, err)
+	assert.True(t, faults.IsInjected(err), "%v", err)
+	st := in.Stats()
+	assert.Equal(t, 3, st.Attempts, "every attempt failed")
+	assert.Equal(t, 3, st.Injected[faults.ServerError]["DynamoDB.GetItem"])
+	assert.Equal(t, 1, st.CallFaults[faults.ServerError]["DynamoDB.GetItem"])
+	assert.Equal(t, 1, st.CallFaultsTotal())
+	assert.Equal(t, 1, st.CallFaultsIn(faults.DynamoDB))
+	assert.Equal(t, 1, st.ExhaustedTotal())
+	assert.Zero(t, c.srv.count("GetItem"))
+}
+
+func TestPerCallRateIsPerCall(t *testing.T) {
+	in := faults.New(faults.WithRate(faults.Rate{PerCall: 0.3, Seed: 5}))
+	c := newClients(t, in, 3)
+	failed := 0
+	for range 300 {
+		if getItem(context.Background(), c, "t") != nil {
+			failed++
+		}
+	}
+	st := in.Stats()
+	assert.InDelta(t, 90, failed, 30, "about 30%% of the calls fail, whatever the SDK retries")
+	assert.Equal(t, failed, st.CallFaultsTotal())
+	assert.Equal(t, failed, st.ExhaustedTotal())
+}
+
+func TestBurstFailsTheFollowingCalls(t *testing.T) {
+	in := faults.New(faults.WithRate(faults.Rate{PerCall: 1, Burst: 2, Kinds: []faults.Kind{faults.Throttle}}))
+	c := newClients(t, in, 1)
+	ctx := context.Background()
+	for range 4 {
+		require.Error(t, getItem(ctx, c, "t"))
+	}
+	st := in.Stats()
+	assert.Equal(t, 2, st.Bursts, "a fault and the two calls after it, then a new burst")
+	assert.Equal(t, 4, st.CallFaultsTotal())
+
+	in = faults.New(faults.WithRate(faults.Rate{PerCall: 0.5, Burst: 1000, BurstFor: time.Millisecond, Seed: 3}))
+	c = newClients(t, in, 1)
+	for range 50 {
+		_ = getItem(ctx, c, "t")
+	}
+	time.Sleep(5 * time.Millisecond)
+	before := in.Stats().Bursts
+	for range 50 {
+		_ = getItem(ctx, c, "t")
+	}
+	assert.Greater(t, in.Stats().Bursts, before, "a burst ends after BurstFor")
+}
+
+func TestExemptKind(t *testing.T) {
+	in := faults.New(faults.WithRate(faults.Rate{P: 1, Kinds: []faults.Kind{faults.LostResponse, faults.Fail},
+		ExemptKind: func(service, op string, k faults.Kind) bool { return service == faults.DynamoDB && k == faults.LostResponse }}))
+	c := newClients(t, in, 1)
+	for range 20 {
+		require.Error(t, getItem(context.Background(), c, "t"))
+	}
+	st := in.Stats()
+	assert.Equal(t, 20, st.InjectedByKind(faults.Fail))
+	assert.Zero(t, st.InjectedByKind(faults.LostResponse))
+	assert.Zero(t, c.srv.count("GetItem"))
+
+	in.SetRate(faults.Rate{P: 1, Kinds: []faults.Kind{faults.LostResponse}, ExemptKind: func(string, string, faults.Kind) bool { return true }})
+	require.NoError(t, getItem(context.Background(), c, "t"), "exempt from every kind: no fault")
+}
+
+func TestTimeoutsTakeTime(t *testing.T) {
+	const delay = 30 * time.Millisecond
+	for _, k := range []faults.Kind{faults.Timeout, faults.LostResponse} {
+		t.Run(string(k), func(t *testing.T) {
+			in := faults.New(faults.WithRate(faults.Rate{PerCall: 1, Kinds: []faults.Kind{k}, Delay: delay}))
+			c := newClients(t, in, 2)
+			t0 := time.Now()
+			err := getItem(context.Background(), c, "t")
+			took := time.Since(t0)
+			require.Error(t, err)
+			assert.True(t, faults.IsInjected(err))
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.GreaterOrEqual(t, took, 2*delay, "two attempts, each waiting")
+			assert.GreaterOrEqual(t, in.Stats().Delayed, 2*delay)
+			want := 0
+			if k == faults.LostResponse {
+				want = 2 // sent, the answer lost
+			}
+			assert.Equal(t, want, c.srv.count("GetItem"))
+
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+			defer cancel()
+			in.SetRate(faults.Rate{PerCall: 1, Kinds: []faults.Kind{k}, Delay: time.Hour})
+			t0 = time.Now()
+			require.Error(t, getItem(ctx, c, "t"))
+			assert.Less(t, time.Since(t0), time.Second, "the wait ends with the call's context")
+		})
+	}
+}
