@@ -356,7 +356,9 @@ func TestBurstFailsTheFollowingCalls(t *testing.T) {
 
 func TestExemptKind(t *testing.T) {
 	in := faults.New(faults.WithRate(faults.Rate{P: 1, Kinds: []faults.Kind{faults.LostResponse, faults.Fail},
-		ExemptKind: func(service, op string, k faults.Kind) bool { return service == faults.DynamoDB && k == faults.LostResponse }}))
+		ExemptKind: func(service, op string, k faults.Kind) bool {
+			return service == faults.DynamoDB && k == faults.LostResponse
+		}}))
 	c := newClients(t, in, 1)
 	for range 20 {
 		require.Error(t, getItem(context.Background(), c, "t"))
