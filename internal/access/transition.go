@@ -28,6 +28,10 @@ const (
 // count: EventBridge Scheduler fires within the minute of an at() time.
 const ScheduleTolerance = time.Minute
 
+// MinDuration is the shortest access window: EventBridge Scheduler fires
+// with one-minute precision, so a shorter window could not be ended on time.
+const MinDuration = time.Minute
+
 // Event is one thing that happens to a request, with who caused it.
 type Event struct {
 	Type EventType

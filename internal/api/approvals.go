@@ -26,9 +26,16 @@ func Approvals(svc *app.Service, opt Options) http.Handler {
 		h.log = slog.Default()
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /approvals/{token}", h.show)
-	mux.HandleFunc("HEAD /approvals/{token}", h.show)
-	mux.HandleFunc("POST /approvals/{token}", h.decide)
+	handle := map[string]http.HandlerFunc{
+		"GET /approvals/{token}":  h.show,
+		"HEAD /approvals/{token}": h.show,
+		"POST /approvals/{token}": h.decide,
+	}
+	// Built from ApprovalRoutes, so the OpenAPI agreement test sees exactly
+	// what is served.
+	for _, route := range ApprovalRoutes {
+		mux.HandleFunc(route, handle[route])
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.page(w, r, http.StatusNotFound, pageData{Title: "Not found", Message: "There is nothing here."})
 	})
@@ -66,6 +73,11 @@ func (h *approvals) decide(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	if err := r.ParseForm(); err != nil {
 		h.fail(w, r, access.Errorf(access.KindInvalid, "the form could not be read"))
+		return
+	}
+	if len(r.PostForm["decision"]) != 1 || len(r.PostForm["comment"]) > 1 {
+		// decision=approve&decision=deny must not count as either.
+		h.fail(w, r, access.FieldErrorf("decision", "press Approve or Deny, once"))
 		return
 	}
 	var d access.Decision

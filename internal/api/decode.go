@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -37,6 +38,49 @@ func decodeJSON(body io.Reader, v any) error {
 	}
 	if dec.More() {
 		return access.Errorf(access.KindInvalid, "request body has data after the JSON object")
+	}
+	return exactKeys(data, v)
+}
+
+// exactKeys refuses what encoding/json lets through: a key that matches a
+// field only ignoring case ("ROLEID"), and a key given twice (the last would
+// silently win). Either would let a body mean something other than it says.
+func exactKeys(data []byte, v any) error {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	known := map[string]bool{}
+	for f := range t.Fields() {
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" && name != "-" {
+			known[name] = true
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // {
+		return jsonError(err)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return jsonError(err)
+		}
+		key, _ := tok.(string)
+		switch {
+		case !known[key]:
+			return access.FieldErrorf(key, "is not a known field (names are case-sensitive)")
+		case seen[key]:
+			return access.FieldErrorf(key, "is given more than once")
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return jsonError(err)
+		}
 	}
 	return nil
 }
@@ -112,8 +156,13 @@ func (b CreateBody) input() (app.SubmitInput, error) {
 	}
 	if b.Duration != "" {
 		d, err := time.ParseDuration(b.Duration)
-		if err != nil || d <= 0 {
+		switch {
+		case err != nil || d <= 0:
 			return in, access.FieldErrorf("duration", "must be a positive duration such as 30m or 2h")
+		case d < access.MinDuration:
+			return in, access.FieldErrorf("duration", "must be at least %s: access ends on a one-minute schedule", access.MinDuration)
+		case d%time.Second != 0:
+			return in, access.FieldErrorf("duration", "must be whole seconds")
 		}
 		in.Duration = d
 	}

@@ -78,8 +78,13 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"unknown field", call{"POST", "/requests", "alice@example.com", `{"roleId":"admin","admin":true,` + okWhy + `}`}, 400, "admin"},
 		{"identity in body", call{"POST", "/requests", "alice@example.com", `{"roleId":"admin","requester":"carol@example.com",` + okWhy + `}`}, 400, "requester"},
 		{"wrong type", call{"POST", "/requests", "alice@example.com", `{"roleId":7,` + okWhy + `}`}, 400, "roleId"},
+		{"field name in other case", call{"POST", "/requests", "alice@example.com", `{"ROLEID":"admin",` + okWhy + `}`}, 400, "ROLEID"},
+		{"field given twice", call{"POST", "/requests", "alice@example.com", `{"roleId":"admin","roleId":"auto",` + okWhy + `}`}, 400, "roleId"},
 		{"bad duration", call{"POST", "/requests", "alice@example.com", `{"roleId":"admin","duration":"1 fortnight",` + okWhy + `}`}, 400, "duration"},
 		{"negative duration", call{"POST", "/requests", "alice@example.com", `{"roleId":"admin","duration":"-1h",` + okWhy + `}`}, 400, "duration"},
+		{"duration under a minute", call{"POST", "/requests", "alice@example.com", `{"roleId":"admin","duration":"1s",` + okWhy + `}`}, 400, "duration"},
+		{"duration of nanoseconds", call{"POST", "/requests", "alice@example.com", `{"roleId":"admin","duration":"1ns",` + okWhy + `}`}, 400, "duration"},
+		{"duration in fractions of a second", call{"POST", "/requests", "alice@example.com", `{"roleId":"admin","duration":"90m500ms",` + okWhy + `}`}, 400, "duration"},
 		{"duration over max", call{"POST", "/requests", "alice@example.com", `{"roleId":"admin","duration":"9h",` + okWhy + `}`}, 400, "duration"},
 		{"bad start", call{"POST", "/requests", "alice@example.com", `{"roleId":"admin","startAt":"tomorrow",` + okWhy + `}`}, 400, "startAt"},
 		{"start in the past", call{"POST", "/requests", "alice@example.com", `{"roleId":"admin","startAt":"2020-01-01T00:00:00Z",` + okWhy + `}`}, 400, "startAt"},
@@ -173,6 +178,24 @@ func TestApprovalLinks(t *testing.T) {
 		return tok
 	}
 	approve := url.Values{"decision": {"approve"}}.Encode()
+
+	t.Run("an ambiguous form decides nothing", func(t *testing.T) {
+		f := newFixture(t)
+		srv := f.server(t)
+		for _, body := range []string{
+			"decision=approve&decision=deny",
+			"decision=deny&decision=approve",
+			"decision=approve&comment=a&comment=b",
+			"",
+		} {
+			status, _ := do(t, srv, call{"POST", "/approvals/" + f.token, "", body})
+			assert.Equal(t, 400, status, body)
+		}
+		r, _ := f.Store.Get(context.Background(), pendingID)
+		assert.Equal(t, 1, r.Version, "nothing decided")
+		status, _ := do(t, srv, call{"POST", "/approvals/" + f.token, "", approve})
+		assert.Equal(t, 200, status, "and the link was not spent")
+	})
 
 	t.Run("GET and HEAD change nothing; POST decides once", func(t *testing.T) {
 		f := newFixture(t)

@@ -299,7 +299,7 @@ func TestOpenAPIBodiesMatchTheGoTypes(t *testing.T) {
 		props := s["properties"].(obj)
 		assert.Equal(t, "date-time", props["startAt"].(obj)["format"])
 		re := regexp.MustCompile(props["duration"].(obj)["pattern"].(string))
-		for _, d := range []string{"30m", "2h", "1h30m", "90m", "1.5h", "500ms"} {
+		for _, d := range []string{"30m", "2h", "1h30m", "90m", "1.5h", "1m"} {
 			_, err := time.ParseDuration(d)
 			require.NoError(t, err)
 			assert.True(t, re.MatchString(d), "the duration pattern accepts %q", d)

@@ -418,6 +418,12 @@ func TestParseProblems(t *testing.T) {
 			wantErr: "must be positive",
 		},
 		{
+			name:    "default under a minute",
+			give:    header + roleWith("duration", "duration: {default: 30s, max: 1h}"),
+			want:    Problem{Line: first + 5, Field: "roles[0].duration.default"},
+			wantErr: "30s is under the 1m minimum",
+		},
+		{
 			name:    "negative max",
 			give:    header + roleWith("duration", "duration: {max: -1h}"),
 			want:    Problem{Line: first + 5, Field: "roles[0].duration.max"},

@@ -66,6 +66,8 @@ func (c *Catalog) Evaluate(in Input) (Decision, error) {
 	switch {
 	case duration <= 0:
 		return Decision{}, access.FieldErrorf("duration", "must be positive")
+	case duration < access.MinDuration:
+		return Decision{}, access.FieldErrorf("duration", "must be at least %s", short(access.MinDuration))
 	case duration > role.MaxDuration:
 		return Decision{}, access.FieldErrorf("duration", "%s is over the maximum of %s for role %s", short(duration), short(role.MaxDuration), role.ID)
 	}

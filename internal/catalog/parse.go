@@ -410,6 +410,8 @@ func (d *decoder) durations(f map[string]entry, path string, at ast.Node, r *Rol
 		case !ok:
 		case v <= 0:
 			d.report(x.value, x.path, "must be positive")
+		case v < access.MinDuration:
+			d.report(x.value, x.path, "%s is under the %s minimum (access ends on a one-minute schedule)", short(v), short(access.MinDuration))
 		case v > maxDuration:
 			d.report(x.value, x.path, "%s is over the %s limit for any role", short(v), short(maxDuration))
 		default:
