@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/jitaccess/jit/internal/config"
+	"github.com/jitaccess/jit/internal/dynamo"
 )
 
 // MetricNamespace is the CloudWatch namespace of the functions' embedded
@@ -67,6 +68,32 @@ var Calls = map[string][]string{
 	config.Grant:   join(core, provider, schedules),
 	config.Revoke:  join(core, provider, []string{"dynamodb:Query", "scheduler:DeleteSchedule"}),
 	config.Sweep:   join(core, provider, schedules, []string{"dynamodb:Query"}),
+}
+
+// Query is one thing a function's code queries: an index of the state
+// table, the state table itself (only for the leading keys LeadingKeys), or
+// the audit table (Table "AuditTable").
+type Query struct {
+	Table       string // template resource: "StateTable" or "AuditTable"
+	Index       string // a state table index (dynamo.Index*), or ""
+	LeadingKeys string // for a base-table query: the dynamodb:LeadingKeys pattern
+}
+
+// Queries lists, per function, every Query its code makes, and so exactly
+// the Query permissions the template may give it (resource and condition).
+//
+//	intake  ListByRequester (byRequester), ListAwaiting (the approver inbox,
+//	        pk INBOX#<approver>), Audit (the audit table)
+//	revoke  ListByTicket (byTicket)
+//	sweep   ListDue (due)
+var Queries = map[string][]Query{
+	config.Intake: {
+		{Table: "StateTable", Index: dynamo.IndexByRequester},
+		{Table: "StateTable", LeadingKeys: "INBOX#*"},
+		{Table: "AuditTable"},
+	},
+	config.Revoke: {{Table: "StateTable", Index: dynamo.IndexByTicket}},
+	config.Sweep:  {{Table: "StateTable", Index: dynamo.IndexDue}},
 }
 
 // AuditActions are the only actions any policy may allow on the audit table:

@@ -17,7 +17,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/goccy/go-yaml"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -555,36 +554,6 @@ func TestAlarmsWatchEmittedMetrics(t *testing.T) {
 			}
 		}
 		assert.True(t, found, "no alarm on %s", q)
-	}
-}
-
-// The example catalog must be grantable with the template's defaults.
-func TestExampleCatalogIsWithinTheGrantableScope(t *testing.T) {
-	tpl := loadTemplate(t)
-	b, err := os.ReadFile(filepath.Join(root, "infra", "catalog.example.yaml"))
-	require.NoError(t, err)
-	var cat struct {
-		Roles []struct {
-			ID       string `yaml:"id"`
-			Provider string `yaml:"provider"`
-			Target   struct {
-				Group     string `yaml:"group"`
-				PolicyArn string `yaml:"policyArn"`
-			} `yaml:"target"`
-		} `yaml:"roles"`
-	}
-	require.NoError(t, yaml.Unmarshal(b, &cat))
-	require.NotEmpty(t, cat.Roles)
-	prefix := Str(tpl.Parameters["GrantableGroupPrefix"]["Default"])
-	require.NotEmpty(t, prefix, "GrantableGroupPrefix must not default to empty (every group)")
-	policies := strings.Split(Str(tpl.Parameters["GrantablePolicyArns"]["Default"]), ",")
-	for _, r := range cat.Roles {
-		switch r.Provider {
-		case "iam-group":
-			assert.True(t, strings.HasPrefix(r.Target.Group, prefix), "role %s: group %s lacks the prefix %q", r.ID, r.Target.Group, prefix)
-		case "iam-policy":
-			assert.Contains(t, policies, r.Target.PolicyArn, "role %s: %s is not in GrantablePolicyArns", r.ID, r.Target.PolicyArn)
-		}
 	}
 }
 

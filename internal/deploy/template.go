@@ -260,6 +260,10 @@ type Statement struct {
 	Actions   []string
 	Resources []any
 	Condition any
+	// When lists the template conditions under which the statement exists:
+	// "C" inside the true branch of Fn::If [C, ...], "!C" inside the false
+	// branch. Empty: always.
+	When []string
 }
 
 // FunctionStatements returns every statement of a serverless function's
@@ -371,20 +375,19 @@ func statements(src string, doc any) ([]Statement, error) {
 		return nil, fmt.Errorf("%s: no policy document", src)
 	}
 	var out []Statement
-	var add func(v any) error
-	add = func(v any) error {
+	var add func(v any, when []string) error
+	add = func(v any, when []string) error {
 		m := Map(v)
 		if branches, ok := m["Fn::If"].([]any); ok && len(m) == 1 && len(branches) == 3 {
-			for _, b := range branches[1:] {
-				if err := add(b); err != nil {
-					return err
-				}
+			cond := Str(branches[0])
+			if err := add(branches[1], append(slices.Clone(when), cond)); err != nil {
+				return err
 			}
-			return nil
+			return add(branches[2], append(slices.Clone(when), "!"+cond))
 		}
 		if list, ok := v.([]any); ok {
 			for _, e := range list {
-				if err := add(e); err != nil {
+				if err := add(e, when); err != nil {
 					return err
 				}
 			}
@@ -406,10 +409,11 @@ func statements(src string, doc any) ([]Statement, error) {
 			Actions:   Strings(m["Action"]),
 			Resources: List(m["Resource"]),
 			Condition: m["Condition"],
+			When:      when,
 		})
 		return nil
 	}
-	if err := add(d["Statement"]); err != nil {
+	if err := add(d["Statement"], nil); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -465,4 +469,123 @@ func RefersTo(v any, id string) bool {
 		}
 	}
 	return false
+}
+
+// ConditionVariants returns a statement's Condition block per branch of a
+// top-level Fn::If, keyed by the template condition that selects it ("C" or
+// "!C"); a plain Condition is the single variant "". A branch that is
+// AWS::NoValue is an empty (nil) block.
+func ConditionVariants(c any) map[string]map[string]any {
+	m := Map(c)
+	if branches, ok := m["Fn::If"].([]any); ok && len(m) == 1 && len(branches) == 3 {
+		cond := Str(branches[0])
+		out := map[string]map[string]any{}
+		for i, b := range branches[1:] {
+			key := cond
+			if i == 1 {
+				key = "!" + cond
+			}
+			if Str(Map(b)["Ref"]) == "AWS::NoValue" {
+				out[key] = nil
+				continue
+			}
+			out[key] = Map(b)
+		}
+		return out
+	}
+	return map[string]map[string]any{"": m}
+}
+
+// pseudo are the pseudo parameters a ${...} in Fn::Sub may name.
+var pseudo = map[string]string{
+	"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012",
+	"AWS::StackName": "jit", "AWS::URLSuffix": "amazonaws.com",
+}
+
+// Resolve turns an ARN expression (a string, Ref, Fn::GetAtt or a plain
+// Fn::Sub string) into a concrete string with the given parameter values
+// and example pseudo parameters (account 123456789012, region us-east-1,
+// stack "jit"). A resource of the template resolves to "<Id>" (Ref) or
+// "<Id.Attr>" (GetAtt); a list parameter joins with ",". ok is false for
+// anything else.
+func (t *Template) Resolve(v any, params map[string]string) (string, bool) {
+	if s, isStr := v.(string); isStr {
+		return s, true
+	}
+	m := Map(v)
+	if ref := Str(m["Ref"]); ref != "" && len(m) == 1 {
+		if p, ok := pseudo[ref]; ok {
+			return p, true
+		}
+		if p, ok := params[ref]; ok {
+			return p, true
+		}
+		if _, ok := t.Resources[ref]; ok {
+			return "<" + ref + ">", true
+		}
+		return "", false
+	}
+	if ga := Strings(m["Fn::GetAtt"]); len(ga) == 2 && len(m) == 1 {
+		if _, ok := t.Resources[ga[0]]; ok {
+			return "<" + ga[0] + "." + ga[1] + ">", true
+		}
+		return "", false
+	}
+	sub, isStr := m["Fn::Sub"].(string)
+	if !isStr || len(m) != 1 {
+		return "", false
+	}
+	ok := true
+	out := subVar.ReplaceAllStringFunc(sub, func(ref string) string {
+		name := ref[2 : len(ref)-1]
+		if p, found := pseudo[name]; found {
+			return p
+		}
+		if p, found := params[name]; found {
+			return p
+		}
+		id, attr, hasAttr := strings.Cut(name, ".")
+		if _, found := t.Resources[id]; found {
+			if hasAttr {
+				return "<" + id + "." + attr + ">"
+			}
+			return "<" + id + ">"
+		}
+		ok = false
+		return ref
+	})
+	return out, ok
+}
+
+var subVar = regexp.MustCompile(`\$\{[A-Za-z0-9:.]+\}`)
+
+// Defaults returns the template's parameter defaults, overridden by over.
+func (t *Template) Defaults(over map[string]string) map[string]string {
+	out := map[string]string{}
+	for name, p := range t.Parameters {
+		if d, ok := p["Default"]; ok {
+			out[name] = fmt.Sprint(d)
+		}
+	}
+	maps.Copy(out, over)
+	return out
+}
+
+// GlobMatch reports whether s matches an IAM ARN pattern, where * matches
+// any run of characters (including /) and ? any one character.
+func GlobMatch(pattern, s string) bool {
+	var re strings.Builder
+	re.WriteString("^")
+	for _, r := range pattern {
+		switch r {
+		case '*':
+			re.WriteString(".*")
+		case '?':
+			re.WriteString(".")
+		default:
+			re.WriteString(regexp.QuoteMeta(string(r)))
+		}
+	}
+	re.WriteString("$")
+	return regexp.MustCompile(re.String()).MatchString(s)
 }
