@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 PKGS := ./...
 # Each fuzz target runs briefly on every `make test`, from its checked-in seed corpus.
-FUZZ_TARGETS := ./internal/catalog:FuzzParse ./internal/token:FuzzVerify ./internal/api:FuzzDecodeCreate ./internal/schedule:FuzzParsePayload
+FUZZ_TARGETS := ./internal/catalog:FuzzParse ./internal/token:FuzzVerify ./internal/api:FuzzDecodeCreate ./internal/api:FuzzApprovals ./internal/schedule:FuzzParsePayload
 FUZZTIME ?= 5s
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
 FUNCTIONS := intake approve grant revoke sweep
@@ -55,8 +55,12 @@ build:
 	done
 
 deploy:
-	@command -v sam >/dev/null || { echo "make deploy needs the AWS SAM CLI (https://docs.aws.amazon.com/serverless-application-model/) and AWS credentials"; exit 1; }
-	@aws sts get-caller-identity >/dev/null 2>&1 || { echo "make deploy needs AWS credentials (aws configure, or AWS_PROFILE)"; exit 1; }
+	@command -v sam >/dev/null || { echo "make deploy needs the AWS SAM CLI, which is not installed: https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/install-sam-cli.html"; exit 1; }
+	@if command -v aws >/dev/null; then \
+		aws sts get-caller-identity >/dev/null 2>&1 || { echo "make deploy needs AWS credentials: aws sts get-caller-identity found none that work (aws configure, aws sso login, or AWS_PROFILE)"; exit 1; }; \
+	else \
+		echo "note: the AWS CLI is not installed, so credentials are not checked first; sam deploy needs AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or ~/.aws)"; \
+	fi
 	sam build && sam deploy $(if $(ENV),--config-env $(ENV),)
 
 # 1,000 request lifecycles through the local stack while SDK middleware
