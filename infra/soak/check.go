@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -201,10 +202,21 @@ func check(ctx context.Context, st *stack.Stack, d *driver, br *batchResult) err
 		one.Checked++
 		if msg := oneRecordPerChange(r, recs); msg != "" {
 			one.fail("request %s: %s", id, msg)
+		} else if msg := noDuplicateSelfLoops(r, recs); msg != "" {
+			one.fail("request %s: %s; trail: %s", id, msg, trailLine(recs))
 		}
 		br.AuditRecords += len(recs)
 		tally(br, r, recs)
 	}
+	d.mu.Lock()
+	for _, lc := range d.plans {
+		if recs, ok := trails[lc.ID]; ok && lc.ID != "" {
+			for _, msg := range acknowledged(lc.Acks, recs) {
+				one.fail("request %s (lifecycle %d): %s; trail: %s", lc.ID, lc.N, msg, trailLine(recs))
+			}
+		}
+	}
+	d.mu.Unlock()
 	orphans, err := auditOrphans(ctx, db, reqs)
 	if err != nil {
 		return err
@@ -293,6 +305,86 @@ func oneRecordPerChange(r access.Request, recs []access.AuditRecord) string {
 		return fmt.Sprintf("the last record ends in %s, the request is %s", last.To, r.Status)
 	}
 	return ""
+}
+
+// noDuplicateSelfLoops finds records that repeat a change instead of
+// making one: a record that leaves the status as it was (a revoke that
+// failed, a drift finding, the first approval of a quorum) passes the chain
+// checks however often it is written. One approval per approver; one drift
+// record per finding (nothing in between); as many revoke-failed records as
+// the request counts failed revokes.
+func noDuplicateSelfLoops(r access.Request, recs []access.AuditRecord) string {
+	decided := map[string]int{}
+	failed := 0
+	for i, rec := range recs {
+		switch rec.Action {
+		case access.EventApprove, access.EventDeny:
+			who := strings.ToLower(rec.Actor)
+			if decided[who]++; decided[who] > 1 {
+				return fmt.Sprintf("record %d: a second decision by %s", rec.Seq, rec.Actor)
+			}
+		case access.EventDrift:
+			if i > 0 && recs[i-1].Action == access.EventDrift && recs[i-1].Detail == rec.Detail {
+				return fmt.Sprintf("records %d and %d: the same drift finding twice", recs[i-1].Seq, rec.Seq)
+			}
+		case access.EventRevokeFailed:
+			failed++
+		}
+	}
+	if failed != r.RevokeAttempts {
+		return fmt.Sprintf("%d revoke-failed records, but the request counts %d failed revokes", failed, r.RevokeAttempts)
+	}
+	return ""
+}
+
+// acknowledged checks the gateway's answers to a lifecycle's decisions,
+// cancels and revokes against its trail: per action and actor, every 200
+// has its own audit record and a refusal (4xx, e.g. 409) none. An answer
+// that did not come (a 5xx, no answer) may or may not have one: the change
+// may have been recorded before the error, or a failed early revoke is
+// finished by the sweeper in that actor's name.
+func acknowledged(acks []ack, recs []access.AuditRecord) []string {
+	type key struct {
+		action access.EventType
+		actor  string
+	}
+	ok, unsure := map[key]int{}, map[key]int{}
+	var keys []key
+	for _, a := range acks {
+		k := key{a.Action, strings.ToLower(a.Actor)}
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+		switch {
+		case a.Status == http.StatusOK:
+			ok[k]++
+		case a.Status >= 400 && a.Status < 500:
+		default:
+			unsure[k]++
+		}
+	}
+	var out []string
+	for _, k := range keys {
+		n := 0
+		for _, rec := range recs {
+			if rec.Action == k.action && access.SameIdentity(rec.Actor, k.actor) {
+				n++
+			}
+		}
+		if n < ok[k] || n > ok[k]+unsure[k] {
+			out = append(out, fmt.Sprintf("%s by %s: %d answered 200, %d without an answer, but %d audit records", k.action, k.actor, ok[k], unsure[k], n))
+		}
+	}
+	return out
+}
+
+// trailLine is a trail, one record after the other, for a violation.
+func trailLine(recs []access.AuditRecord) string {
+	var parts []string
+	for _, r := range recs {
+		parts = append(parts, fmt.Sprintf("%d %s by %s %s→%s %q", r.Seq, r.Action, r.Actor, r.From, r.To, r.Detail))
+	}
+	return strings.Join(parts, " | ")
 }
 
 // tally counts how requests ended and who ended them.

@@ -77,7 +77,8 @@ type lifecycle struct {
 	LateDup     int // minutes after the end a stale grant and revoke are delivered (0: none)
 
 	ID          string
-	Submitted   int // HTTP status of the submit
+	Acks        []ack // the answers to its decisions, cancels and revokes
+	Submitted   int   // HTTP status of the submit
 	SubmittedAt int // minute of the batch it was submitted at
 	Approvers   []string
 	Quorum      int
@@ -85,6 +86,13 @@ type lifecycle struct {
 }
 
 func (l *lifecycle) end() int { return l.Arrive + l.StartIn + l.Duration }
+
+// ack is the gateway's answer to one action of a lifecycle, by actor.
+type ack struct {
+	Action access.EventType
+	Actor  string
+	Status int
+}
 
 // makePlans draws every lifecycle's plan from the seed, before anything runs.
 func makePlans(cat *catalog.Catalog, cfg Config) []*lifecycle {
@@ -164,6 +172,7 @@ type step struct {
 // production.
 type driver struct {
 	cfg    Config
+	seed   uint64 // the batch's
 	st     *stack.Stack
 	clk    *clock
 	inj    *faults.Injector
@@ -198,10 +207,10 @@ type driver struct {
 	mailboxReads   int
 }
 
-func newDriver(ctx context.Context, cfg Config, st *stack.Stack, clk *clock, inj *faults.Injector, plans []*lifecycle) (*driver, error) {
+func newDriver(ctx context.Context, cfg Config, st *stack.Stack, clk *clock, inj *faults.Injector, plans []*lifecycle, seed uint64) (*driver, error) {
 	log := slog.New(slog.NewTextHandler(cfg.Log, nil))
 	d := &driver{
-		cfg: cfg, st: st, clk: clk, inj: inj, plans: plans,
+		cfg: cfg, seed: seed, st: st, clk: clk, inj: inj, plans: plans,
 		base:   clk.Now(),
 		http:   &http.Client{Timeout: 2 * time.Minute},
 		tokens: st.Service(config.Approve).Tokens,
@@ -239,7 +248,7 @@ func (d *driver) run(ctx context.Context) error {
 		horizon = max(horizon, lc.end()+lc.LateDup+2)
 	}
 	// The sweeper's phase within its five minutes differs per batch.
-	phase := int(d.cfg.Seed % 5)
+	phase := int(d.seed % 5)
 	for t := 0; ; t++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -432,8 +441,10 @@ func (d *driver) deny(ctx context.Context, lc *lifecycle) {
 // decide records a decision through the email link's page (a POST, as the
 // page's button sends) or through the portal API.
 func (d *driver) decide(ctx context.Context, lc *lifecycle, approver, verdict string, byLink bool) {
+	ev := access.EventType(verdict)
 	if !byLink {
-		d.call(ctx, verdict, approver, http.MethodPost, "/requests/"+lc.ID+"/"+verdict, map[string]string{"comment": "decided by the soak"})
+		status, _ := d.call(ctx, verdict, approver, http.MethodPost, "/requests/"+lc.ID+"/"+verdict, map[string]string{"comment": "decided by the soak"})
+		d.ack(lc, ev, approver, status)
 		return
 	}
 	link := d.mailboxLink(lc, approver)
@@ -444,7 +455,8 @@ func (d *driver) decide(ctx context.Context, lc *lifecycle, approver, verdict st
 		tok, err := d.tokens.Issue(ctx, access.ApprovalClaims{RequestID: lc.ID, Approver: approver, ExpiresAt: lc.Deadline})
 		if err != nil {
 			d.sample("issue approval link: %v", err)
-			d.call(ctx, verdict, approver, http.MethodPost, "/requests/"+lc.ID+"/"+verdict, map[string]string{"comment": "decided by the soak"})
+			status, _ := d.call(ctx, verdict, approver, http.MethodPost, "/requests/"+lc.ID+"/"+verdict, map[string]string{"comment": "decided by the soak"})
+			d.ack(lc, ev, approver, status)
 			return
 		}
 		d.mu.Lock()
@@ -452,7 +464,15 @@ func (d *driver) decide(ctx context.Context, lc *lifecycle, approver, verdict st
 		d.mu.Unlock()
 		link = d.st.URL() + "/approvals/" + tok
 	}
-	d.form(ctx, verdict+" (link)", link, url.Values{"decision": {verdict}, "comment": {"decided by the soak"}})
+	status, _ := d.form(ctx, verdict+" (link)", link, url.Values{"decision": {verdict}, "comment": {"decided by the soak"}})
+	d.ack(lc, ev, approver, status)
+}
+
+// ack records the answer to one of lc's actions, for the checker.
+func (d *driver) ack(lc *lifecycle, action access.EventType, actor string, status int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	lc.Acks = append(lc.Acks, ack{Action: action, Actor: actor, Status: status})
 }
 
 // mailboxLink reads the approval link from the emails moto accepted, for
@@ -487,7 +507,8 @@ func (d *driver) mailboxLink(lc *lifecycle, approver string) string {
 }
 
 func (d *driver) cancel(ctx context.Context, lc *lifecycle) {
-	d.call(ctx, "cancel", lc.Requester, http.MethodPost, "/requests/"+lc.ID+"/cancel", map[string]string{"comment": "not needed any more"})
+	status, _ := d.call(ctx, "cancel", lc.Requester, http.MethodPost, "/requests/"+lc.ID+"/cancel", map[string]string{"comment": "not needed any more"})
+	d.ack(lc, access.EventCancel, lc.Requester, status)
 }
 
 func (d *driver) endEarly(ctx context.Context, lc *lifecycle) {
@@ -511,7 +532,8 @@ func (d *driver) endEarly(ctx context.Context, lc *lifecycle) {
 		d.mu.Unlock()
 		return
 	}
-	d.call(ctx, "revoke", as, http.MethodPost, "/requests/"+lc.ID+"/revoke", map[string]string{"comment": "work done"})
+	status, _ := d.call(ctx, "revoke", as, http.MethodPost, "/requests/"+lc.ID+"/revoke", map[string]string{"comment": "work done"})
+	d.ack(lc, access.EventRevoke, as, status)
 }
 
 // lateDuplicate delivers the grant and the revoke schedule's payloads again

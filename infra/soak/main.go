@@ -4,7 +4,7 @@
 // run to completion, it checks the invariants, prints them and writes
 // docs/reliability.md. It exits non-zero if an invariant breaks.
 //
-//	go run ./infra/soak [-lifecycles 1000] [-fault-rate 0.05] [-seed 1] [-concurrency 8] [-out docs/reliability.md]
+//	go run ./infra/soak [-lifecycles 1000] [-fault-rate 0.05] [-call-fault-rate 0.01] [-seed 1] [-concurrency 8] [-out docs/reliability.md]
 package main
 
 import (
@@ -33,13 +33,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfg := def
 	fs.IntVar(&cfg.Lifecycles, "lifecycles", def.Lifecycles, "request lifecycles to drive")
-	fs.Float64Var(&cfg.FaultRate, "fault-rate", def.FaultRate, "probability that an attempt of an IAM, Scheduler or DynamoDB call fails")
+	fs.Float64Var(&cfg.FaultRate, "fault-rate", def.FaultRate, "probability that an attempt of an IAM, Scheduler or DynamoDB call fails (the SDK retries it)")
+	fs.Float64Var(&cfg.CallFaultRate, "call-fault-rate", def.CallFaultRate, "probability that such a call fails on every SDK attempt (the functions see it)")
+	fs.IntVar(&cfg.CallFaultBurst, "call-fault-burst", def.CallFaultBurst, "after a per-call fault, how many following calls of the operation fail too (an outage)")
+	fs.DurationVar(&cfg.CallFaultBurstFor, "call-fault-burst-for", def.CallFaultBurstFor, "the longest such an outage lasts")
+	fs.DurationVar(&cfg.FaultDelay, "fault-delay", def.FaultDelay, "how long a timeout or a lost response takes")
 	fs.Uint64Var(&cfg.Seed, "seed", def.Seed, "seed of the plans and the faults")
 	fs.IntVar(&cfg.Concurrency, "concurrency", def.Concurrency, "HTTP clients at once")
 	fs.IntVar(&cfg.Batch, "batch", def.Batch, "lifecycles per local stack (a fresh moto_server each)")
 	fs.Float64Var(&cfg.DupRate, "dup-rate", def.DupRate, "share of schedule deliveries made twice")
 	fs.IntVar(&cfg.SDKAttempts, "sdk-attempts", def.SDKAttempts, "SDK retryer attempts per call")
-	kinds := fs.String("kinds", "throttle,500,timeout", "fault kinds: throttle, 500, timeout, lost (response lost), fail (not retried by the SDK)")
+	kinds := fs.String("kinds", kindFlag(def.Kinds), "fault kinds: throttle, 500, timeout, lost (response lost; never into DynamoDB), fail (not retried by the SDK)")
 	services := fs.String("services", strings.Join(def.Services, ","), "service ids faults are injected into")
 	out := fs.String("out", "docs/reliability.md", "where to write the report (empty: nowhere)")
 	logFile := fs.String("log", "", "file for the stack's logs (default: discarded)")
@@ -121,9 +125,12 @@ func summary(r *Result) string {
 			fmt.Fprintf(&b, "         %s\n", v)
 		}
 	}
-	fmt.Fprintf(&b, "\n  faults injected   %d (%s)\n", t.Faults.InjectedTotal(), kindCounts(t))
+	fmt.Fprintf(&b, "\n  faults injected   %d (%s); %d calls faulted per call, %d outages\n", t.Faults.InjectedTotal(), kindCounts(t), t.Faults.CallFaultsTotal(), t.Faults.Bursts)
+	fmt.Fprintf(&b, "  reached the app   %d calls (faults that outlasted the SDK's retries)\n", t.Faults.ExhaustedTotal())
 	fmt.Fprintf(&b, "  retries           %d SDK, %.0f app, %d dispatcher redeliveries\n", t.Faults.Retries, t.Metrics["Retries"], t.Dispatch.Retried)
 	fmt.Fprintf(&b, "  FAILED requests   %d\n", t.Statuses["FAILED"])
+	fmt.Fprintf(&b, "  revoke-failed     %d records\n", t.RevokeFailedRecords)
+	fmt.Fprintf(&b, "  sweeper           %d expiries, %d activations, %d time-outs\n", t.Sweep.Expired, t.Sweep.Activated, t.Sweep.TimedOut)
 	fmt.Fprintf(&b, "  end-time revokes  %d by the sweeper, %d by the schedule\n", t.ExpiredBySweeper, t.ExpiredBySchedule)
 	fmt.Fprintf(&b, "  duplicates        %d at once, %d in a row, %d stale\n", t.DupConcurrent, t.DupSequential, t.LateDups)
 	fmt.Fprintf(&b, "  final states      %s\n\n", statusLine(t))

@@ -57,7 +57,7 @@ func newBatchResult() *batchResult {
 		Invariants: map[string]*invariant{}, Statuses: map[access.Status]int{},
 		Decisions: map[string]int{}, Endings: map[string]int{},
 		Faults: faults.Stats{Calls: map[string]int{}, OpAttempts: map[string]int{}, Injected: map[faults.Kind]map[string]int{},
-			Failed: map[string]int{}, Exhausted: map[string]int{}},
+			Failed: map[string]int{}, Exhausted: map[string]int{}, CallFaults: map[faults.Kind]map[string]int{}},
 		Metrics: map[string]float64{}, MaxDurations: map[string]time.Duration{}, API: map[string]map[int]int{},
 	}
 }
@@ -74,6 +74,7 @@ func (b *batchResult) ok() bool {
 // Result is a whole run.
 type Result struct {
 	Config   Config
+	Commit   string // git rev-parse --short HEAD, "-dirty" with local changes
 	Started  time.Time
 	Duration time.Duration
 	Batches  int
@@ -134,6 +135,14 @@ func (r *Result) add(b *batchResult) {
 	addMap(t.Faults.Failed, b.Faults.Failed)
 	addMap(t.Faults.OpAttempts, b.Faults.OpAttempts)
 	addMap(t.Faults.Exhausted, b.Faults.Exhausted)
+	t.Faults.Bursts += b.Faults.Bursts
+	t.Faults.Delayed += b.Faults.Delayed
+	for k, ops := range b.Faults.CallFaults {
+		if t.Faults.CallFaults[k] == nil {
+			t.Faults.CallFaults[k] = map[string]int{}
+		}
+		addMap(t.Faults.CallFaults[k], ops)
+	}
 	t.Faults.Attempts += b.Faults.Attempts
 	t.Faults.Retries += b.Faults.Retries
 	for k, ops := range b.Faults.Injected {
@@ -220,16 +229,20 @@ func (r *Result) Markdown() string {
 
 	w("## Run\n\n| | |\n|---|---|\n")
 	w("| Date | %s |\n", r.Started.UTC().Format("2006-01-02 15:04 MST"))
+	w("| Commit | `%s` (`git rev-parse --short HEAD`; -dirty: the working tree had changes) |\n", r.Commit)
 	w("| Machine | %d cores (runtime.NumCPU), %s/%s, %s |\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	w("| Lifecycles | %d, in %d batches of up to %d (a fresh local stack and moto_server each) |\n", t.Lifecycles, r.Batches, c.Batch)
-	w("| Fault rate | %s of the attempts of every %s call: %s |\n", pct(int(c.FaultRate*1000), 1000), strings.Join(c.Services, ", "), kindNames(c.Kinds))
+	w("| Fault rate, per attempt | %s of the attempts of every %s call: %s (lost responses not into DynamoDB) |\n", pct(int(c.FaultRate*1000), 1000), strings.Join(c.Services, ", "), kindNames(c.Kinds))
+	w("| Fault rate, per call | %s of those calls fail on every SDK attempt, the same kinds; each such fault starts an outage of the operation: its next %d calls (within %s) fail the same way |\n",
+		pct(int(c.CallFaultRate*1000), 1000), c.CallFaultBurst, c.CallFaultBurstFor)
+	w("| Timeouts and lost responses | take %s each (a timeout before the request is sent, a lost response after the answer came) |\n", c.FaultDelay)
 	w("| Duplicate deliveries | %s of schedule deliveries made twice (half at once, half one after the other); %s of lifecycles get a stale grant and revoke after their end |\n", pct(int(c.DupRate*1000), 1000), pct(int(c.DupRate*1000), 1000))
 	w("| SDK retryer | standard, %d attempts, 2 ms backoff, no retry quota |\n", c.SDKAttempts)
 	w("| Seed | %d |\n", c.Seed)
 	w("| Concurrency | %d HTTP clients; schedule deliveries and the sweeper run alongside |\n", c.Concurrency)
 	w("| Duration | %s (slowest batch %s); %d virtual minutes driven |\n", r.Duration.Round(time.Second), r.Slowest.Round(time.Second), t.Minutes)
-	w("\nFlags: `go run ./infra/soak -lifecycles %d -fault-rate %g -seed %d -concurrency %d -batch %d -dup-rate %g -out docs/reliability.md`.\n\n",
-		c.Lifecycles, c.FaultRate, c.Seed, c.Concurrency, c.Batch, c.DupRate)
+	w("\nFlags: `go run ./infra/soak -lifecycles %d -fault-rate %g -call-fault-rate %g -call-fault-burst %d -fault-delay %s -kinds %s -seed %d -concurrency %d -batch %d -dup-rate %g -out docs/reliability.md`.\n\n",
+		c.Lifecycles, c.FaultRate, c.CallFaultRate, c.CallFaultBurst, c.FaultDelay, kindFlag(c.Kinds), c.Seed, c.Concurrency, c.Batch, c.DupRate)
 
 	w("## Invariants\n\nChecked at the end of each batch, with faults off, every end time passed and the\n")
 	w("sweeper run until it found nothing to do; read behind the system's back with fault-free\n")
@@ -267,20 +280,23 @@ func (r *Result) Markdown() string {
 		exhausted += t.Faults.ExhaustedIn(s)
 	}
 	w("| Faults injected | **%d** (%s of %d attempts on the faulted services) |\n", inj, pct(inj, attempts), attempts)
+	w("| — of which per call | %d calls failed on every attempt (%d outages started), %s waited in timeouts and lost responses |\n",
+		t.Faults.CallFaultsTotal(), t.Faults.Bursts, t.Faults.Delayed.Round(time.Millisecond))
 	for _, k := range c.Kinds {
 		w("| — %s | %d |\n", k, t.Faults.InjectedByKind(k))
 	}
 	for _, s := range c.Services {
 		w("| — into %s | %d in %d attempts of %d calls |\n", s, t.Faults.InjectedByService(s), t.Faults.AttemptsTo(s), t.Faults.CallsTo(s))
 	}
-	w("| Retries | **%d** SDK retries (attempts beyond a call's first); **%.0f** app retries (`Retries` metric); %d redeliveries by the dispatcher |\n",
-		t.Faults.Retries, t.Metrics["Retries"], t.Dispatch.Retried)
-	w("| Calls whose faults outlasted the SDK's retries (the app saw them) | %d of %d calls |\n", exhausted, sum(t.Faults.Calls))
+	w("| Calls whose faults outlasted the SDK's retries (the app saw them) | **%d** of %d calls (%d IAM, %d Scheduler, %d DynamoDB) |\n",
+		exhausted, sum(t.Faults.Calls), t.Faults.ExhaustedIn(faults.IAM), t.Faults.ExhaustedIn(faults.Scheduler), t.Faults.ExhaustedIn(faults.DynamoDB))
+	w("| Retries | **%d** SDK retries (attempts beyond a call's first); **%.0f** app retries (`Retries` metric); **%d** redeliveries by the dispatcher (%d dead-lettered) |\n",
+		t.Faults.Retries, t.Metrics["Retries"], t.Dispatch.Retried, t.Dispatch.DeadLettered)
 	w("| FAILED requests | **%d** (%d because the window ended before activation completed) |\n", t.Statuses[access.StatusFailed], t.FailedWindowEnded)
 	w("| Revokes at the end time | **%d by the sweeper**, %d by the revoke schedule%s |\n", t.ExpiredBySweeper, t.ExpiredBySchedule, otherSuffix(t.ExpiredByOther))
 	w("| Early revokes | %d by the requester, %d by an approver, %d by an admin, %d by a work-finished event |\n",
 		t.RevokedByRequester, t.RevokedByApprover, t.RevokedByAdmin, t.RevokedByEvent)
-	w("| Revokes that failed and stayed ACTIVE (`revoke-failed`) | %d |\n", t.RevokeFailedRecords)
+	w("| Revokes that failed and stayed ACTIVE (`revoke-failed`) | **%d** records (%.0f revoke failures counted by the functions) |\n", t.RevokeFailedRecords, t.Metrics["RevokeFailures"])
 	w("| Time-outs recorded by the sweeper | %d |\n", t.TimedOutBySweeper)
 	w("| Overlapping grants (ACTIVE while another request held the same access) | %d requests |\n", t.Overlaps)
 	w("| ACTIVE access missing in IAM | %d drift findings recorded by the sweeper; %d at the snapshots |\n", t.DriftRecords, t.SnapshotMissing)
@@ -348,6 +364,15 @@ func (r *Result) Markdown() string {
 	return b.String()
 }
 
+func kindFlag(ks []faults.Kind) string {
+	alias := map[faults.Kind]string{faults.Fail: "fail", faults.Throttle: "throttle", faults.ServerError: "500", faults.Timeout: "timeout", faults.LostResponse: "lost"}
+	var out []string
+	for _, k := range ks {
+		out = append(out, alias[k])
+	}
+	return strings.Join(out, ",")
+}
+
 func checkedUnit(name string) string {
 	switch name {
 	case invNoStrayAccess:
@@ -409,11 +434,18 @@ and revoke delivery after their end.
 
 Faults come from ` + "`internal/faults`" + `, smithy middleware on the functions' SDK clients only
 (installed through the stack's ` + "`ConfigureAWS`" + ` option; the dispatcher standing in for the
-Scheduler service and the checker use fault-free clients). Each attempt of an IAM,
-Scheduler or DynamoDB call fails with the given probability as a throttle, an HTTP 500 or
-a timeout before the request reached the service; the SDK retries them, the app retries
-what gets through, the scheduler redelivers what the functions return as errors, and the
-sweeper picks up the rest.
+Scheduler service and the checker use fault-free clients), in two modes. Per attempt
+(` + "`-fault-rate`" + `): each attempt of an IAM, Scheduler or DynamoDB call fails with that
+probability as a throttle, an HTTP 500, a timeout (the request never sent, after
+` + "`-fault-delay`" + `) or, for IAM and Scheduler, a lost response (the request applied, the
+answer dropped after the same delay); the SDK's three attempts retry almost all of these
+away, so this mode tests the SDK path. Per call (` + "`-call-fault-rate`" + `): the fault is decided
+once per call and persists over all the SDK's attempts, so the function sees it; and the
+operation stays down for its next ` + "`-call-fault-burst`" + ` calls (a few seconds at most), which
+outlasts the app's own four attempts. That is what drives the app's retries, activations
+that give up (FAILED), revokes that fail and stay ACTIVE (` + "`revoke-failed`" + `), errors
+returned to the dispatcher (which redelivers), answers of 500 through the gateway, and the
+sweeper picking up what was left.
 
 When the last lifecycle's end has passed, faults are switched off, the clock moves past
 every end and deadline, and the schedules and the sweeper run until the sweeper finds
@@ -421,7 +453,7 @@ nothing due. Then the checker reads IAM (group memberships, attached and inline 
 of every demo user and role), both tables and the schedule group, and checks the
 invariants above. Any violation makes ` + "`make soak`" + ` exit non-zero.
 
-Two concessions to moto, neither of which AWS needs:
+Three concessions to moto, none of which AWS needs:
 
 - Batches: moto copies both tables on every TransactWriteItems (and keeps every copy),
   so writes slow down as the tables grow; a fresh stack per batch keeps the run bounded.
@@ -431,9 +463,9 @@ Two concessions to moto, neither of which AWS needs:
   expire rolled back by another transaction's failure: an audit record without its state
   change). AWS APIs are atomic per request, so the functions' requests to moto are sent
   one at a time; the functions themselves still run concurrently, and their steps race.
-- Lost responses (` + "`-kinds lost`" + `) are not in the default mix: the SDK gives
-  TransactWriteItems an idempotency token, which DynamoDB honours on a retry and moto
-  ignores, so on moto a lost commit comes back as a conflict that AWS would not report.
+- No lost responses for DynamoDB: the SDK gives TransactWriteItems an idempotency
+  token, which DynamoDB honours on a retry and moto ignores, so on moto a lost commit
+  comes back as a conflict that AWS would not report. IAM and Scheduler get them.
 
 ## Found and fixed by the soak
 

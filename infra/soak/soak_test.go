@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,12 @@ func TestSoakShort(t *testing.T) {
 	assert.Equal(t, tot.Faults.InjectedTotal(), tot.Faults.InjectedByService(faults.IAM)+
 		tot.Faults.InjectedByService(faults.Scheduler)+tot.Faults.InjectedByService(faults.DynamoDB), "only into the chosen services")
 	assert.NotZero(t, tot.Faults.Retries, "the SDK retried")
+	assert.NotZero(t, tot.Faults.CallFaultsTotal(), "some calls were faulted per call")
+	assert.NotZero(t, tot.Faults.ExhaustedTotal(), "the app saw faults: calls whose faults outlasted the SDK's retries")
+	assert.NotZero(t, tot.Metrics["Retries"], "the app retried")
+	assert.NotZero(t, tot.Faults.InjectedByKind(faults.LostResponse), "some responses were lost")
+	assert.Zero(t, tot.Faults.InjectedByService(faults.DynamoDB)-sumKinds(tot.Faults, faults.DynamoDB, faults.Throttle, faults.ServerError, faults.Timeout),
+		"no lost responses into DynamoDB")
 	assert.NotZero(t, tot.Statuses[access.StatusExpired])
 	assert.NotZero(t, tot.Statuses[access.StatusRevoked])
 	assert.NotZero(t, tot.ExpiredBySchedule)
@@ -59,6 +66,65 @@ func TestSoakShort(t *testing.T) {
 	doc := res.Markdown()
 	assert.Contains(t, doc, "| Every audit chain verifies | PASS |")
 	assert.Contains(t, doc, "runtime.NumCPU")
+}
+
+func sumKinds(s faults.Stats, service string, kinds ...faults.Kind) int {
+	n := 0
+	for _, k := range kinds {
+		for op, c := range s.Injected[k] {
+			if strings.HasPrefix(op, service+".") {
+				n += c
+			}
+		}
+	}
+	return n
+}
+
+func TestDuplicateSelfLoops(t *testing.T) {
+	rec := func(seq int, a access.EventType, actor string, from, to access.Status, detail string) access.AuditRecord {
+		return access.AuditRecord{Seq: seq, Action: a, Actor: actor, From: from, To: to, Detail: detail}
+	}
+	base := []access.AuditRecord{
+		rec(1, access.EventSubmit, "alice", "", access.StatusPending, ""),
+		rec(2, access.EventApprove, "bob", access.StatusPending, access.StatusPending, ""),
+		rec(3, access.EventApprove, "carol", access.StatusPending, access.StatusApproved, ""),
+		rec(4, access.EventActivate, "grant", access.StatusApproved, access.StatusActive, ""),
+		rec(5, access.EventRevokeFailed, "revoke", access.StatusActive, access.StatusActive, "error: x"),
+		rec(6, access.EventRevokeFailed, "revoke", access.StatusActive, access.StatusActive, "error: x"),
+	}
+	r := access.Request{Status: access.StatusActive, Version: 6, RevokeAttempts: 2}
+	assert.Empty(t, noDuplicateSelfLoops(r, base), "two failed revokes, two records")
+	r.RevokeAttempts = 1
+	assert.Contains(t, noDuplicateSelfLoops(r, base), "2 revoke-failed records, but the request counts 1")
+
+	twice := append(slices.Clone(base[:3]), rec(4, access.EventApprove, "Carol", access.StatusApproved, access.StatusApproved, ""))
+	assert.Contains(t, noDuplicateSelfLoops(access.Request{}, twice), "a second decision by Carol")
+
+	drift := append(slices.Clone(base[:4]),
+		rec(5, access.EventDrift, "sweeper", access.StatusActive, access.StatusActive, "missing"),
+		rec(6, access.EventDrift, "sweeper", access.StatusActive, access.StatusActive, "missing"))
+	assert.Contains(t, noDuplicateSelfLoops(access.Request{}, drift), "the same drift finding twice")
+}
+
+func TestAcknowledged(t *testing.T) {
+	recs := []access.AuditRecord{
+		{Seq: 1, Action: access.EventSubmit, Actor: "alice"},
+		{Seq: 2, Action: access.EventApprove, Actor: "Bob"},
+		{Seq: 3, Action: access.EventActivate, Actor: "approve"},
+		{Seq: 4, Action: access.EventRevoke, Actor: "alice"},
+	}
+	ok := []ack{{access.EventApprove, "bob", 200}, {access.EventCancel, "alice", 409}, {access.EventRevoke, "alice", 200}}
+	assert.Empty(t, acknowledged(ok, recs))
+	assert.Empty(t, acknowledged([]ack{{access.EventRevoke, "alice", 500}}, recs), "no answer: a record may be there")
+	assert.Empty(t, acknowledged([]ack{{access.EventApprove, "bob", 502}, {access.EventApprove, "bob", 409}}, recs))
+
+	got := acknowledged([]ack{{access.EventCancel, "alice", 200}}, recs)
+	require.Len(t, got, 1)
+	assert.Contains(t, got[0], "cancel by alice: 1 answered 200, 0 without an answer, but 0 audit records")
+	got = acknowledged([]ack{{access.EventRevoke, "alice", 409}}, recs)
+	require.Len(t, got, 1, "a refusal with a record")
+	got = acknowledged([]ack{{access.EventApprove, "bob", 200}, {access.EventApprove, "bob", 200}}, recs)
+	require.Len(t, got, 1, "two acknowledged approvals, one record")
 }
 
 func TestPlansAreSeeded(t *testing.T) {
