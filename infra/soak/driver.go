@@ -79,7 +79,7 @@ type lifecycle struct {
 	ID          string
 	Acks        []ack // the answers to its decisions, cancels and revokes
 	Submitted   int   // HTTP status of the submit
-	SubmittedAt int // minute of the batch it was submitted at
+	SubmittedAt int   // minute of the batch it was submitted at
 	Approvers   []string
 	Quorum      int
 	Deadline    time.Time

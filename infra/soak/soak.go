@@ -86,10 +86,10 @@ func DefaultConfig() Config {
 		Services:          []string{faults.IAM, faults.Scheduler, faults.DynamoDB},
 		Kinds:             []faults.Kind{faults.Throttle, faults.ServerError, faults.Timeout, faults.LostResponse},
 		DupRate:           0.1,
-		Seed:        1,
-		Concurrency: 8,
-		Batch:       100,
-		SDKAttempts: 3,
+		Seed:              1,
+		Concurrency:       8,
+		Batch:             100,
+		SDKAttempts:       3,
 	}
 }
 
