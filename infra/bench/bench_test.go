@@ -181,14 +181,25 @@ func TestTrackerModelsTransactionsAndIndexes(t *testing.T) {
 		&dynamodb.QueryOutput{Items: items}, nil)
 	assert.Equal(t, 1.5, cost.Read, "about 9.5 KB eventually consistent: 3 × 0.5")
 	assert.Equal(t, 10, cost.Items)
+	assert.Equal(t, 10, cost.Scanned, "no ScannedCount: what was returned")
 	cost = tr.dynamo("DynamoDB.GetItem", &dynamodb.GetItemInput{TableName: aws.String("state")}, &dynamodb.GetItemOutput{}, nil)
 	assert.Equal(t, 0.5, cost.Read)
+	// A filtered query is billed for every item it evaluated, not the ones returned.
+	filtered := tr.dynamo("DynamoDB.Query", &dynamodb.QueryInput{TableName: aws.String("state"), IndexName: aws.String("due"), FilterExpression: aws.String("x")},
+		&dynamodb.QueryOutput{Items: items[:1], Count: 1, ScannedCount: 40}, nil)
+	assert.Equal(t, 1, filtered.Items)
+	assert.Equal(t, 40, filtered.Scanned)
+	assert.Equal(t, ReadUnits(40*ItemSize(items[0]), false), filtered.Read, "40 items read, 39 filtered out")
+	none := tr.dynamo("DynamoDB.Query", &dynamodb.QueryInput{TableName: aws.String("state"), IndexName: aws.String("due")},
+		&dynamodb.QueryOutput{ScannedCount: 40}, nil)
+	assert.Equal(t, 40, none.Scanned)
+	assert.Greater(t, none.Read, 0.5, "none returned: priced as the table's largest items")
 
 	tr.Consumed("Get.GetItem", []types.ConsumedCapacity{{CapacityUnits: aws.Float64(0.5)}, {CapacityUnits: aws.Float64(1)}})
 	snap := tr.Snapshot()
 	assert.Equal(t, 1.5, snap.ReportedTotal())
 	assert.Equal(t, 6.0+5+4, snap.Op("DynamoDB.TransactWriteItems").Write)
-	assert.Equal(t, 1.0+1.5+0.5, snap.Total("DynamoDB").Read)
+	assert.Equal(t, 1.0+1.5+0.5+filtered.Read+none.Read, snap.Total("DynamoDB").Read)
 	assert.Equal(t, ItemSize(big), snap.MaxItem["state"])
 	tr.Reset()
 	assert.Empty(t, tr.Snapshot().Ops)

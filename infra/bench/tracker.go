@@ -23,6 +23,9 @@ type OpStats struct {
 	Calls int
 	// Items returned (reads) or written (writes), DynamoDB only.
 	Items int
+	// Scanned are the items a Query or Scan evaluated (ScannedCount):
+	// what it is billed for, filtered out or not.
+	Scanned int
 	// Modelled request units (see capacity.go), DynamoDB only; IndexWrite
 	// is the part of Write spent on global secondary indexes.
 	Write, IndexWrite, Read float64
@@ -38,6 +41,7 @@ type OpStats struct {
 func (o *OpStats) add(p OpStats) {
 	o.Calls += p.Calls
 	o.Items += p.Items
+	o.Scanned += p.Scanned
 	o.Write += p.Write
 	o.IndexWrite += p.IndexWrite
 	o.Read += p.Read
@@ -120,6 +124,7 @@ type Tracker struct {
 	maxItem  map[string]int
 	tables   map[string]tableDef
 	shadow   map[string]map[string]types.AttributeValue
+	largest  map[string]int // the largest item learnt per table, kept over Reset
 	// Observe, when set, is called for each DynamoDB call after it
 	// returned, with its input and output, what it was modelled to cost and
 	// how long it took (retries included), under no lock.
@@ -139,6 +144,7 @@ func NewTracker(defs ...*dynamodb.CreateTableInput) *Tracker {
 	}
 	t.Reset()
 	t.shadow = map[string]map[string]types.AttributeValue{}
+	t.largest = map[string]int{}
 	return t
 }
 
@@ -167,6 +173,7 @@ func (t *Tracker) Reset() {
 func (t *Tracker) Forget() {
 	t.mu.Lock()
 	t.shadow = map[string]map[string]types.AttributeValue{}
+	t.largest = map[string]int{}
 	t.mu.Unlock()
 	t.Reset()
 }
@@ -372,7 +379,9 @@ func (t *Tracker) model(o *OpStats, in, out any, err error) {
 				t.learn(table, it)
 			}
 		}
+		size += t.filteredOut(table, size, len(res.Items), int(res.ScannedCount))
 		o.Items += len(res.Items)
+		o.Scanned += max(int(res.ScannedCount), len(res.Items))
 		// Index reads are always eventually consistent.
 		o.Read += ReadUnits(size, aws.ToBool(in.ConsistentRead) && in.IndexName == nil)
 	case *dynamodb.ScanInput:
@@ -380,11 +389,14 @@ func (t *Tracker) model(o *OpStats, in, out any, err error) {
 		if !ok || res == nil {
 			return
 		}
+		table := aws.ToString(in.TableName)
 		size := 0
 		for _, it := range res.Items {
 			size += ItemSize(it)
 		}
+		size += t.filteredOut(table, size, len(res.Items), int(res.ScannedCount))
 		o.Items += len(res.Items)
+		o.Scanned += max(int(res.ScannedCount), len(res.Items))
 		o.Read += ReadUnits(size, aws.ToBool(in.ConsistentRead))
 	case *dynamodb.BatchGetItemInput:
 		res, ok := out.(*dynamodb.BatchGetItemOutput)
@@ -406,6 +418,23 @@ func (t *Tracker) model(o *OpStats, in, out any, err error) {
 			}
 		}
 	}
+}
+
+// filteredOut estimates the size of the items a Query or Scan evaluated
+// but did not return (ScannedCount beyond Count: a FilterExpression threw
+// them away, and DynamoDB still bills reading them): each as large as the
+// returned items on average, or, with none returned, as the largest item
+// of the table the tracker has seen. Called with the lock held.
+func (t *Tracker) filteredOut(table string, returnedSize, returned, scanned int) int {
+	extra := scanned - returned
+	if extra <= 0 {
+		return 0
+	}
+	each := t.largest[table]
+	if returned > 0 {
+		each = returnedSize / returned
+	}
+	return extra * max(each, 1)
 }
 
 // write charges one item write (mult 2 in a transaction) plus its index
@@ -487,6 +516,7 @@ func (t *Tracker) lookup(table string, key map[string]types.AttributeValue) map[
 func (t *Tracker) learn(table string, item map[string]types.AttributeValue) {
 	if k, ok := t.key(table, item); ok {
 		t.shadow[k] = item
+		t.largest[table] = max(t.largest[table], ItemSize(item))
 	}
 }
 
