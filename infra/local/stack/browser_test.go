@@ -17,7 +17,7 @@ import (
 	"github.com/jitaccess/jit/internal/awstest"
 )
 
-const chromiumHint = "chromium not found: install it with apt-get install -y chromium (scripts/check-tools.sh does in CI)"
+const chromiumHint = "chromium not found: install it with apt-get install -y chromium (.ci/check-tools.sh does in CI)"
 
 // chromium finds Debian's chromium; without it the test skips, or fails in CI.
 func chromium(t *testing.T) string {
@@ -121,6 +121,13 @@ func TestBrowserApprovalFlow(t *testing.T) {
 	signIn("carol@example.com")
 	assert.Contains(t, text("#await-h"), "Awaiting my approval 1")
 	shot("2-approver-portal.png")
+	// Keyboard: Enter in the comment box is a new line, never an Approve.
+	do("type a comment and press Enter",
+		chromedp.SendKeys(chromedp.CSS(`form.decide textarea[name="comment"]`), "Not during the freeze\r"),
+		chromedp.Sleep(300*time.Millisecond),
+	)
+	signIn("carol@example.com")
+	assert.Contains(t, text("#await-h"), "Awaiting my approval 1", "pressing Enter decided nothing")
 	open(`a[href="/mailbox"]`)
 	open(`a[href^="/mailbox?to="]`) // "mail to carol@example.com"
 	assert.Contains(t, text("main h2"), "Approval needed: alice@example.com requests group-admin")
