@@ -5,9 +5,11 @@
 package awstest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -149,14 +151,51 @@ func (s *Server) Config() aws.Config {
 }
 
 // Config is an SDK config for the moto server at url, with static test
-// credentials and no retries hidden from the test.
+// credentials and no retries hidden from the test. Its HTTP client sends
+// one request at a time to that server (see SerialClient).
 func Config(url string) aws.Config {
 	return aws.Config{
 		Region:       Region,
 		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
 		BaseEndpoint: aws.String(url),
-		HTTPClient:   &http.Client{Timeout: 30 * time.Second},
+		HTTPClient:   SerialClient(url, &http.Client{Timeout: 30 * time.Second}),
 	}
+}
+
+// SerialClient sends the requests for the moto server at url one at a
+// time, across every client in this process that talks to it. moto_server
+// answers on several threads without a lock, and its TransactWriteItems
+// deep-copies whole tables and restores them when a transaction fails, so
+// concurrent writes can undo each other (a committed transition rolled back
+// by another transaction's failure: an audit record without its state
+// change) or fail with HTTP 500 ("dictionary changed size during
+// iteration"). AWS APIs are atomic per request; moto is, one request at a
+// time. Callers still run concurrently, so races between their steps stay.
+func SerialClient(url string, next aws.HTTPClient) aws.HTTPClient {
+	mu, _ := serverLocks.LoadOrStore(url, &sync.Mutex{})
+	return &serialClient{mu: mu.(*sync.Mutex), next: next}
+}
+
+var serverLocks sync.Map // moto URL -> *sync.Mutex
+
+type serialClient struct {
+	mu   *sync.Mutex
+	next aws.HTTPClient
+}
+
+func (s *serialClient) Do(r *http.Request) (*http.Response, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	resp, err := s.next.Do(r)
+	if err != nil {
+		return resp, err
+	}
+	// The whole answer is read under the lock: the next request must not
+	// start while moto is still writing this one.
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return resp, err
 }
 
 // Context is a test context that ends with the test.

@@ -1,11 +1,16 @@
 package stack
 
 import (
+	"context"
 	"html"
 	"net/http"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/jitaccess/jit/internal/email/mototest"
 )
@@ -32,10 +37,47 @@ var (
 	headRe   = regexp.MustCompile(`(?i)<head[^>]*>`)
 )
 
+// mailCache keeps what moto last said it sent: reading it means fetching
+// moto's whole state (megabytes once AWS-managed IAM policies are loaded),
+// so it is read again only after a function has sent another email.
+type mailCache struct {
+	mu    sync.Mutex
+	sends int64 // the stack's send count when sent was read; -1: never
+	sent  []mototest.Sent
+}
+
+// countSends counts every SendEmail a function's client completes, so the
+// mailbox knows when moto has more to show.
+func (s *Stack) countSends(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("jitLocalCountSends",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleInitialize(ctx, in)
+			if awsmiddleware.GetOperationName(ctx) == "SendEmail" {
+				s.sends.Add(1)
+			}
+			return out, md, err
+		}), middleware.After)
+}
+
+func (s *Stack) sentMessages() ([]mototest.Sent, error) {
+	s.mail.mu.Lock()
+	defer s.mail.mu.Unlock()
+	n := s.sends.Load() // read first: a send during the fetch shows next time
+	if n == s.mail.sends {
+		return s.mail.sent, nil
+	}
+	sent, err := mototest.SentMessages(s.moto.url)
+	if err != nil {
+		return nil, err
+	}
+	s.mail.sends, s.mail.sent = n, sent
+	return sent, nil
+}
+
 // Mailbox reads every email moto accepted, newest first; to, when set,
 // keeps only those sent to that address.
 func (s *Stack) Mailbox(to string) ([]Mail, error) {
-	sent, err := mototest.SentMessages(s.moto.url)
+	sent, err := s.sentMessages()
 	if err != nil {
 		return nil, err
 	}

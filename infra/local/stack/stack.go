@@ -28,6 +28,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -142,6 +143,9 @@ type Stack struct {
 	approvals http.Handler // the approve function behind the gateway
 	handler   http.Handler // everything the gateway serves
 
+	sends atomic.Int64 // emails the functions sent (see mailCache)
+	mail  mailCache
+
 	cancel    context.CancelFunc
 	bg        sync.WaitGroup
 	closeOnce sync.Once
@@ -169,7 +173,7 @@ func Start(ctx context.Context, opt Options) (s *Stack, err error) {
 	if opt.Progress == nil {
 		opt.Progress = func(string, string) {}
 	}
-	s = &Stack{opt: opt, clock: opt.Clock, started: time.Now()}
+	s = &Stack{opt: opt, clock: opt.Clock, started: time.Now(), mail: mailCache{sends: -1}}
 	if s.clock == nil {
 		s.clock = time.Now
 	}
@@ -270,8 +274,8 @@ func Start(ctx context.Context, opt Options) (s *Stack, err error) {
 		IdentityClaim: "email", AWSEndpoint: s.moto.url,
 	}
 	fnCfg := s.awsCfg.Copy()
+	fnCfg.APIOptions = append(slices.Clone(fnCfg.APIOptions), s.countSends)
 	if opt.ConfigureAWS != nil {
-		fnCfg.APIOptions = slices.Clone(fnCfg.APIOptions)
 		opt.ConfigureAWS(&fnCfg)
 	}
 	var m app.Metrics = metrics.New(io.Discard, wire.MetricsNamespace, nil)
