@@ -22,6 +22,8 @@ type loadEndpoint struct {
 	CallsPerReq  map[string]float64 // AWS calls per request, by service
 	ReadsPerReq  float64            // modelled read units per request
 	WritesPerReq float64
+	// PerCall is the mean time of one AWS call (on moto, under this load).
+	PerCall time.Duration
 }
 
 type loadResult struct {
@@ -78,6 +80,9 @@ func apiLoad(ctx context.Context, w *world, n, conc, approverN int, logf func(st
 		}
 		t := snap.Total("DynamoDB")
 		ep.ReadsPerReq, ep.WritesPerReq = t.Read/float64(n), t.Write/float64(n)
+		if all := snap.Total(""); all.Calls > 0 {
+			ep.PerCall = all.Took / time.Duration(all.Calls)
+		}
 		res.Endpoints = append(res.Endpoints, ep)
 		logf("api load: %s: %d requests at concurrency %d in %s", name, n, conc, st.Wall.Round(time.Millisecond))
 		return nil

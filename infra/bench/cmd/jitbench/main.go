@@ -57,7 +57,7 @@ func main() {
 	flag.IntVar(&o.conc, "c", 8, "load test concurrency")
 	flag.IntVar(&o.approverN, "approver-load", 20, "GET /requests by the approver of every pending request (sequential)")
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "go test -benchtime of the handler benchmarks")
-	flag.IntVar(&o.benchCount, "bench-count", 1, "go test -count of the handler benchmarks (median kept)")
+	flag.IntVar(&o.benchCount, "bench-count", 5, "go test -count of the handler benchmarks (median kept)")
 	flag.BoolVar(&o.stackLoad, "stack-load", false, "also run the load test through the local stack's gateway")
 	flag.IntVar(&o.initReps, "init-reps", 20, "repetitions of each in-process init step")
 	flag.Parse()
@@ -113,7 +113,7 @@ func median(xs []float64) float64 { return bench.Median(xs) }
 
 func run(ctx context.Context, o options) (*report, bool) {
 	r := &report{
-		Date: time.Now().UTC(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
+		Date: time.Now().UTC(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Commit: gitCommit(o.root),
 		OS: runtime.GOOS + "/" + runtime.GOARCH, CPUModel: cpuModel(), Moto: motoVersion(),
 		Errors: map[string]string{}, Took: map[string]time.Duration{}, Opts: o,
 	}
@@ -145,7 +145,10 @@ func run(ctx context.Context, o options) (*report, bool) {
 		if r.Cold, err = coldStart(ctx, o.root, w, o.runs, logf); err != nil {
 			return err
 		}
-		r.InitSteps, err = initSteps(ctx, o.root, w, o.initReps)
+		if r.InitSteps, err = initSteps(ctx, o.root, w, o.initReps); err != nil {
+			return err
+		}
+		r.Regex, err = measureRegexCost(o.root, o.initReps)
 		return err
 	})
 	step("cost", func() (err error) { r.Cost, err = lifecycles(ctx, w, logf); return err })
@@ -189,6 +192,23 @@ func motoVersion() string {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// gitCommit is the short commit of root, "-dirty" with local changes.
+func gitCommit(root string) string {
+	cmd := exec.Command("git", "rev-parse", "--short", "HEAD")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	st := exec.Command("git", "status", "--porcelain", "--untracked-files=no")
+	st.Dir = root
+	if b, err := st.Output(); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		c += "-dirty"
+	}
+	return c
 }
 
 func cpuModel() string {

@@ -53,3 +53,36 @@ func TestBenchCatalog(t *testing.T) {
 	_, ok := cat.Role("lag")
 	assert.True(t, ok)
 }
+
+func TestDueQueryProblem(t *testing.T) {
+	good := &dynamodb.QueryInput{
+		KeyConditionExpression:   aws.String("(#0 = :0) AND (#1 <= :1)"),
+		ExpressionAttributeNames: map[string]string{"#0": "dueStatus", "#1": "dueAt"},
+	}
+	assert.Empty(t, dueQueryProblem(good))
+	noRange := &dynamodb.QueryInput{KeyConditionExpression: aws.String("#0 = :0"), ExpressionAttributeNames: map[string]string{"#0": "dueStatus"}}
+	assert.Contains(t, dueQueryProblem(noRange), "without a dueAt key condition")
+	filtered := *good
+	filtered.FilterExpression = aws.String("#2 = :2")
+	assert.Contains(t, dueQueryProblem(&filtered), "FilterExpression")
+}
+
+func TestRegexCost(t *testing.T) {
+	rc, err := measureRegexCost("../../../..", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assert.NotEmpty(t, rc.Patterns, "the packages compile patterns at init")
+	assert.Positive(t, rc.Total)
+	assert.Positive(t, rc.Bounded)
+	r := &report{Regex: rc}
+	if len(rc.Bounds) > 0 {
+		assert.Contains(t, r.regexFinding(), "bounded repetitions")
+	}
+}
+
+func TestGroupThousands(t *testing.T) {
+	assert.Equal(t, "8,640", groupThousands(8640))
+	assert.Equal(t, "1,000,000", groupThousands(1000000))
+	assert.Equal(t, "999", groupThousands(999))
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,6 +21,7 @@ import (
 	"github.com/jitaccess/jit/internal/app"
 	"github.com/jitaccess/jit/internal/config"
 	"github.com/jitaccess/jit/internal/dynamo"
+	"github.com/jitaccess/jit/internal/faults"
 )
 
 const dueCount = 50
@@ -26,6 +29,7 @@ const dueCount = 50
 // queryStats is what one kind of due-index query cost in a sweep.
 type queryStats struct {
 	Calls, Items int
+	Scanned      int // items evaluated (ScannedCount), what the reads are billed for
 	Read         float64
 	Took         time.Duration
 }
@@ -188,11 +192,26 @@ func sweeperScaling(ctx context.Context, w *world, sizes []int, reps int, logf f
 		logf("sweeper: loaded %d ACTIVE requests in %s (%s)", n, sz.Load.Round(time.Millisecond), sz.LoadMethod)
 
 		tr := newTracker()
-		var cur *sweepRep
+		var (
+			cur      *sweepRep
+			mu       sync.Mutex
+			problems []string
+		)
 		tr.Observe = func(op string, in, _ any, cost bench.OpStats, took time.Duration) {
 			q, ok := in.(*dynamodb.QueryInput)
-			if !ok || aws.ToString(q.IndexName) != dynamo.IndexDue || cur == nil {
+			if !ok || cur == nil {
 				return
+			}
+			if aws.ToString(q.IndexName) != dynamo.IndexDue {
+				mu.Lock()
+				problems = append(problems, fmt.Sprintf("a query of index %q (the sweeper only queries %q)", aws.ToString(q.IndexName), dynamo.IndexDue))
+				mu.Unlock()
+				return
+			}
+			if msg := dueQueryProblem(q); msg != "" {
+				mu.Lock()
+				problems = append(problems, msg)
+				mu.Unlock()
 			}
 			s := &cur.Due
 			if isDriftQuery(q, now) {
@@ -200,12 +219,18 @@ func sweeperScaling(ctx context.Context, w *world, sizes []int, reps int, logf f
 			}
 			s.Calls++
 			s.Items += cost.Items
+			s.Scanned += cost.Scanned
 			s.Read += cost.Read
 			s.Took += took
 		}
+		// Any Scan is refused and counted: due work must come from the index.
+		var scans atomic.Int64
+		inj := faults.New(faults.WithScanDetector(func(string) { scans.Add(1) }))
+		cfg := w.tracked(tr, true)
+		inj.Install(&cfg)
 		clk := &clock{}
 		clk.Set(now)
-		svc, err := w.service(config.Sweep, w.tracked(tr, true), clk.Now, cat, tr)
+		svc, err := w.service(config.Sweep, cfg, clk.Now, cat, tr)
 		if err != nil {
 			return nil, err
 		}
@@ -221,6 +246,12 @@ func sweeperScaling(ctx context.Context, w *world, sizes []int, reps int, logf f
 			if err != nil {
 				return nil, err
 			}
+			if k := scans.Load(); k > 0 {
+				return nil, fmt.Errorf("sweep over %d made %d DynamoDB Scan calls: due work must come from the %s index", n, k, dynamo.IndexDue)
+			}
+			if len(problems) > 0 {
+				return nil, fmt.Errorf("sweep over %d: %s", n, strings.Join(problems, "; "))
+			}
 			if rpt.Expired != dueCount {
 				return nil, fmt.Errorf("sweep over %d expired %d of %d due grants (%+v)", n, rpt.Expired, dueCount, rpt)
 			}
@@ -233,6 +264,24 @@ func sweeperScaling(ctx context.Context, w *world, sizes []int, reps int, logf f
 		logf("sweeper: %d background, %d sweeps", n, reps)
 	}
 	return res, nil
+}
+
+// dueQueryProblem says what is wrong with a due-index query, if anything:
+// it must bound the sort key (dueAt) in its key condition, so that it reads
+// only due items, and carry no FilterExpression, which would read and bill
+// items only to throw them away.
+func dueQueryProblem(q *dynamodb.QueryInput) string {
+	if q.FilterExpression != nil {
+		return fmt.Sprintf("a due-index query with a FilterExpression (%s): it reads and bills what it filters out", aws.ToString(q.FilterExpression))
+	}
+	key := aws.ToString(q.KeyConditionExpression)
+	for placeholder, name := range q.ExpressionAttributeNames {
+		key = strings.ReplaceAll(key, placeholder, name)
+	}
+	if !strings.Contains(key, dynamo.AttrDueAt) {
+		return fmt.Sprintf("a due-index query without a %s key condition (%q): it reads every item of the status", dynamo.AttrDueAt, key)
+	}
+	return ""
 }
 
 // isDriftQuery tells the drift batch's query (every ACTIVE grant, due up to
