@@ -86,6 +86,29 @@ func SubmitWithAudit(r Request, now time.Time) (Request, AuditRecord, error) {
 	return next, rec, nil
 }
 
+// CheckWrite is what a store checks before it writes next and its audit
+// record rec over prev (the zero Request for a create): the record is the
+// next link of prev's chain, its hash is right, and next points at it. A
+// caller bug then fails the write instead of committing a broken chain that
+// only a later Verify would notice.
+func CheckWrite(prev, next Request, rec AuditRecord) error {
+	switch {
+	case next.ID == "" || (prev.ID != "" && prev.ID != next.ID) || rec.RequestID != next.ID:
+		return Errorf(KindInternal, "write mixes requests %q, %q and an audit record of %q", prev.ID, next.ID, rec.RequestID)
+	case prev.ID != "" && next.Version != prev.Version+1:
+		return Errorf(KindInternal, "transition of %s from version %d to %d; want %d", prev.ID, prev.Version, next.Version, prev.Version+1)
+	case rec.Seq != next.Version:
+		return Errorf(KindInternal, "audit record %d of %s does not match version %d", rec.Seq, next.ID, next.Version)
+	case rec.PrevHash != prev.AuditHead:
+		return Errorf(KindInternal, "audit record %d of %s does not link to the request's head", rec.Seq, next.ID)
+	case rec.Hash != rec.ComputeHash():
+		return Errorf(KindInternal, "audit record %d of %s carries a wrong hash", rec.Seq, next.ID)
+	case next.AuditHead != rec.Hash:
+		return Errorf(KindInternal, "request %s does not point at its new audit record", next.ID)
+	}
+	return nil
+}
+
 // VerifyTrail checks the trail of request r as stored: the chain verifies,
 // belongs to r, ends at the head r points at, and has one record per
 // version. The head is required here, so removing the newest records and

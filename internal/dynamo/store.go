@@ -182,9 +182,8 @@ func (s *Store) Create(ctx context.Context, r access.Request, rec access.AuditRe
 	if r.ID == "" {
 		return access.FieldErrorf("id", "is required")
 	}
-	if rec.RequestID != r.ID || rec.Seq != r.Version {
-		return access.Errorf(access.KindInternal, "dynamo: audit record %s/%d does not belong to request %s version %d",
-			rec.RequestID, rec.Seq, r.ID, r.Version)
+	if err := access.CheckWrite(access.Request{}, r, rec); err != nil {
+		return access.Wrap(access.KindInternal, err, "dynamo: create")
 	}
 	reqItem, err := marshalRequest(r)
 	if err != nil {
@@ -247,13 +246,11 @@ func (s *Store) Get(ctx context.Context, id string) (access.Request, error) {
 // with rec and the inbox changes in one transaction; conflict when another
 // writer got there first.
 func (s *Store) Transition(ctx context.Context, prev, next access.Request, rec access.AuditRecord) error {
-	switch {
-	case prev.ID == "" || next.ID != prev.ID || rec.RequestID != prev.ID:
-		return access.Errorf(access.KindInternal, "dynamo: transition mixes requests %q, %q and audit record of %q", prev.ID, next.ID, rec.RequestID)
-	case next.Version != prev.Version+1:
-		return access.Errorf(access.KindInternal, "dynamo: transition of %s from version %d to %d; want %d", prev.ID, prev.Version, next.Version, prev.Version+1)
-	case rec.Seq != next.Version:
-		return access.Errorf(access.KindInternal, "dynamo: audit record %d of %s does not match version %d", rec.Seq, prev.ID, next.Version)
+	if prev.ID == "" {
+		return access.Errorf(access.KindInternal, "dynamo: transition of a request without an id")
+	}
+	if err := access.CheckWrite(prev, next, rec); err != nil {
+		return access.Wrap(access.KindInternal, err, "dynamo: transition")
 	}
 	reqItem, err := marshalRequest(next)
 	if err != nil {

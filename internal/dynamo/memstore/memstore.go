@@ -141,9 +141,8 @@ func (s *Store) Create(_ context.Context, r access.Request, rec access.AuditReco
 	if r.ID == "" {
 		return access.FieldErrorf("id", "is required")
 	}
-	if rec.RequestID != r.ID || rec.Seq != r.Version {
-		return access.Errorf(access.KindInternal, "memstore: audit record %s/%d does not belong to request %s version %d",
-			rec.RequestID, rec.Seq, r.ID, r.Version)
+	if err := access.CheckWrite(access.Request{}, r, rec); err != nil {
+		return access.Wrap(access.KindInternal, err, "memstore: create")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -180,13 +179,11 @@ func (s *Store) Get(_ context.Context, id string) (access.Request, error) {
 // Transition writes next if prev.Version is still stored, with rec; conflict
 // when another writer got there first.
 func (s *Store) Transition(_ context.Context, prev, next access.Request, rec access.AuditRecord) error {
-	switch {
-	case prev.ID == "" || next.ID != prev.ID || rec.RequestID != prev.ID:
-		return access.Errorf(access.KindInternal, "memstore: transition mixes requests %q, %q and audit record of %q", prev.ID, next.ID, rec.RequestID)
-	case next.Version != prev.Version+1:
-		return access.Errorf(access.KindInternal, "memstore: transition of %s from version %d to %d; want %d", prev.ID, prev.Version, next.Version, prev.Version+1)
-	case rec.Seq != next.Version:
-		return access.Errorf(access.KindInternal, "memstore: audit record %d of %s does not match version %d", rec.Seq, prev.ID, next.Version)
+	if prev.ID == "" {
+		return access.Errorf(access.KindInternal, "memstore: transition of a request without an id")
+	}
+	if err := access.CheckWrite(prev, next, rec); err != nil {
+		return access.Wrap(access.KindInternal, err, "memstore: transition")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) app.Store) {
 		{"RoundTripMinimal", testRoundTripMinimal},
 		{"TimesStoredInUTC", testTimesStoredInUTC},
 		{"CreateTwiceConflicts", testCreateTwiceConflicts},
+		{"CreateChecksTheChain", testCreateChecksTheChain},
 		{"GetMissingIsNotFound", testGetMissing},
 		{"TransitionFromStaleVersionConflicts", testStaleTransition},
 		{"TransitionSanityChecks", testTransitionSanity},
@@ -56,6 +57,15 @@ func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return c
+}
+
+// Seal makes rec the first link of r's audit chain: its hash computed, and
+// r pointing at it, as SubmitWithAudit does.
+func Seal(r access.Request, rec access.AuditRecord) (access.Request, access.AuditRecord) {
+	rec.PrevHash = ""
+	rec.Hash = rec.ComputeHash()
+	r.AuditHead = rec.Hash
+	return r, rec
 }
 
 // Full is a request with every field set (status PENDING, manual, so it is
@@ -97,14 +107,13 @@ func Full(id string) (access.Request, access.AuditRecord) {
 		RevokeReason:      "work done",
 		EndedBy:           "system:sweeper",
 		EndReason:         "because",
-		AuditHead:         "abc123",
 	}
 	rec := access.AuditRecord{
 		RequestID: id, Seq: 3, At: T0.Add(2*time.Minute + 6), Actor: "Bob@example.com",
 		Action: access.EventApprove, From: access.StatusPending, To: access.StatusPending,
-		Detail: "ok, go", PrevHash: "prev", Hash: "abc123",
+		Detail: "ok, go",
 	}
-	return r, rec
+	return Seal(r, rec)
 }
 
 // Submit builds a new manual request the way intake does, due for approval
@@ -178,7 +187,7 @@ func testRoundTripEveryField(t *testing.T, s app.Store) {
 
 func testRoundTripMinimal(t *testing.T, s app.Store) {
 	r := access.Request{ID: "req-min", Requester: "alice", Status: access.StatusExpired, Version: 1}
-	rec := access.AuditRecord{RequestID: r.ID, Seq: 1, Action: access.EventSubmit, To: access.StatusExpired, Hash: "h"}
+	r, rec := Seal(r, access.AuditRecord{RequestID: r.ID, Seq: 1, Action: access.EventSubmit, To: access.StatusExpired})
 	create(t, s, r, rec)
 	got, err := s.Get(ctx(t), r.ID)
 	require.NoError(t, err)
@@ -205,6 +214,24 @@ func testTimesStoredInUTC(t *testing.T, s app.Store) {
 	require.NoError(t, err)
 	assert.True(t, trail[0].At.Equal(rec.At))
 	assert.Equal(t, time.UTC, trail[0].At.Location())
+}
+
+func testCreateChecksTheChain(t *testing.T, s app.Store) {
+	r, rec := Submit(t, "req-1", "alice", []string{"bob"}, 1, T0.Add(time.Hour))
+	for name, give := range map[string]func(r *access.Request, rec *access.AuditRecord){
+		"record's hash is wrong":       func(_ *access.Request, rec *access.AuditRecord) { rec.Detail = "edited" },
+		"first record links somewhere": func(_ *access.Request, rec *access.AuditRecord) { rec.PrevHash = "x"; rec.Hash = rec.ComputeHash() },
+		"request points elsewhere":     func(r *access.Request, _ *access.AuditRecord) { r.AuditHead = "x" },
+		"record of another version":    func(_ *access.Request, rec *access.AuditRecord) { rec.Seq = 2 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			rr, rc := r, rec
+			give(&rr, &rc)
+			requireKind(t, access.KindInternal, s.Create(ctx(t), rr, rc))
+			_, err := s.Get(ctx(t), r.ID)
+			requireKind(t, access.KindNotFound, err)
+		})
+	}
 }
 
 func testCreateTwiceConflicts(t *testing.T, s app.Store) {
@@ -286,6 +313,12 @@ func testTransitionSanity(t *testing.T, s app.Store) {
 		{"record seq differs", func(_, _ *access.Request, rec *access.AuditRecord) { rec.Seq++ }},
 		{"record of another request", func(_, _ *access.Request, rec *access.AuditRecord) { rec.RequestID = "other" }},
 		{"next is another request", func(_, n *access.Request, _ *access.AuditRecord) { n.ID = "other" }},
+		{"record does not link to the head", func(_, _ *access.Request, rec *access.AuditRecord) {
+			rec.PrevHash = "elsewhere"
+			rec.Hash = rec.ComputeHash()
+		}},
+		{"record's hash is wrong", func(_, _ *access.Request, rec *access.AuditRecord) { rec.Actor = "mallory" }},
+		{"next does not point at the record", func(_, n *access.Request, _ *access.AuditRecord) { n.AuditHead = "x" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -392,7 +425,7 @@ func dueRequest(id string, status access.Status, due time.Time) (access.Request,
 	case access.StatusActive:
 		r.EndAt = due
 	}
-	return r, access.AuditRecord{RequestID: id, Seq: 1, At: T0, Action: access.EventSubmit, To: status, Hash: id}
+	return Seal(r, access.AuditRecord{RequestID: id, Seq: 1, At: T0, Action: access.EventSubmit, To: status})
 }
 
 func testDuePaging(t *testing.T, s app.Store) {
