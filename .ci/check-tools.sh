@@ -4,8 +4,10 @@
 # it skip with the same hint.
 set -u
 missing=0
+# CI as the tests read it (awstest.InCI: Go's strconv.ParseBool).
+in_ci() { [[ "${CI:-}" =~ ^(1|t|T|true|TRUE|True)$ ]]; }
 need() { # name, install hint
-  if [[ "${CI:-}" == "true" ]]; then echo "error: $1 is missing: $2" >&2; missing=1
+  if in_ci; then echo "error: $1 is missing: $2" >&2; missing=1
   else echo "warning: $1 is missing, tests that need it will skip: $2" >&2; fi
 }
 command -v go >/dev/null || { echo "error: go is missing (Go 1.26 from go.dev)" >&2; exit 1; }

@@ -13,6 +13,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/jitaccess/jit/internal/awstest"
 )
 
 type event struct {
@@ -26,7 +28,7 @@ type event struct {
 type testKey struct{ pkg, test string }
 
 func main() {
-	os.Exit(run(os.Stdin, os.Stdout, os.Getenv("CI") == "true"))
+	os.Exit(run(os.Stdin, os.Stdout, awstest.InCI()))
 }
 
 func run(in io.Reader, out io.Writer, ci bool) int {

@@ -56,7 +56,9 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// InCI reports whether CI=true, where tests must never skip for a missing tool.
+// InCI reports whether CI is set true (CI=true, or 1, as strconv.ParseBool
+// reads it), where tests must never skip for a missing tool. The test
+// summary and .ci/check-tools.sh read it the same way.
 func InCI() bool {
 	v, _ := strconv.ParseBool(os.Getenv("CI"))
 	return v
@@ -98,6 +100,7 @@ func Start() (*Server, error) {
 func StartAt(path, host string, port int) (*Server, error) {
 	cmd := exec.Command(path, "-H", host, "-p", strconv.Itoa(port))
 	cmd.Env = append(os.Environ(), "MOTO_ALLOW_NONEXISTENT_REGION=true")
+	cmd.SysProcAttr = sysProcAttr()
 	if os.Getenv("AWSTEST_VERBOSE") != "" {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	}
