@@ -19,6 +19,11 @@ import (
 // groupPrefix marks a reference to a named group in requesters and approvers.
 const groupPrefix = "group:"
 
+// MaxApprovers bounds a role's approvers: a request's inbox entries (one per
+// approver) are written in the same DynamoDB transaction as the request,
+// which takes at most 100 items.
+const MaxApprovers = 50
+
 // Catalog is a validated policy catalog. Identities are stored lowercase.
 type Catalog struct {
 	Admins, SecurityContacts []string

@@ -484,6 +484,18 @@ func TestParseProblems(t *testing.T) {
 			wantErr: "only 2 distinct",
 		},
 		{
+			name: "too many approvers",
+			give: header + roleWith("approvers", "approvers: ["+func() string {
+				var ids []string
+				for i := range MaxApprovers + 1 {
+					ids = append(ids, fmt.Sprintf("approver%d@example.com", i))
+				}
+				return strings.Join(ids, ", ")
+			}()+"]"),
+			want:    Problem{Line: first + 4, Field: "roles[0].approvers"},
+			wantErr: "lists 51 approvers; at most 50",
+		},
+		{
 			name:    "manual role without approvers",
 			give:    header + roleWithout("approvers"),
 			want:    Problem{Line: first, Field: "roles[0].approvers"},

@@ -308,6 +308,8 @@ func (d *decoder) role(n ast.Node, path string, c *Catalog) (Role, ast.Node) {
 	case r.AutoApprove, !approversOK:
 	case len(approvers) == 0:
 		d.report(at, path+".approvers", "list at least one approver, or set autoApprove or breakGlass")
+	case len(approvers) > MaxApprovers:
+		d.report(f["approvers"].keyAt, path+".approvers", "lists %d approvers; at most %d (each one's inbox entry is written in the request's one DynamoDB transaction)", len(approvers), MaxApprovers)
 	case r.Quorum > len(approvers):
 		qAt := at
 		if e, ok := f["approvals"]; ok {
