@@ -76,7 +76,7 @@ func (d *driver) snapshot(ctx context.Context, minute int) error {
 	if err != nil {
 		return err
 	}
-	_, ledger, err := scanState(ctx, dynamodb.NewFromConfig(cfg))
+	ids, ledger, err := scanState(ctx, dynamodb.NewFromConfig(cfg))
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func (d *driver) snapshot(ctx context.Context, minute int) error {
 			}
 		}
 		if !ok {
-			violations = append(violations, fmt.Sprintf("minute %d: %s is in IAM; ledger holders %v", minute, key, who))
+			violations = append(violations, fmt.Sprintf("minute %d: %s is in IAM; ledger holders %v%s", minute, key, who, d.requestsFor(ctx, ids, key)))
 		}
 	}
 	for key, l := range ledger {
@@ -126,6 +126,25 @@ func (d *driver) snapshot(ctx context.Context, minute int) error {
 	d.snapViolations = append(d.snapViolations, violations...)
 	d.snapMissing += missing
 	return nil
+}
+
+// requestsFor describes the requests for the access named by key (status,
+// last error, trail), for a violation.
+func (d *driver) requestsFor(ctx context.Context, ids []string, key string) string {
+	store := d.st.Store()
+	var out []string
+	for _, id := range ids {
+		r, err := store.Get(ctx, id)
+		if err != nil || r.Grant().LedgerKey() != key {
+			continue
+		}
+		recs, _ := store.Audit(ctx, id)
+		out = append(out, fmt.Sprintf("%s %s (last error %q): %s", id, r.Status, r.LastError, trailLine(recs)))
+	}
+	if len(out) == 0 {
+		return "; no request for it"
+	}
+	return "; requests for it: " + strings.Join(out, " || ")
 }
 
 func preExistingKeys() map[string]bool {
@@ -252,14 +271,15 @@ func check(ctx context.Context, st *stack.Stack, d *driver, br *batchResult) err
 				}
 			}
 			slices.Sort(who)
-			stray.fail("%s is in IAM; ledger holders %v; requests for it: %v", key, l.Holders, who)
+			stray.fail("%s is in IAM; ledger holders %v%s", key, l.Holders, d.requestsFor(ctx, ids, key))
 		}
 	}
 	kept := br.Invariants[invPreExisting]
 	for key := range pre {
 		kept.Checked++
 		if !have[key] {
-			kept.fail("%s was taken away", key)
+			l, ok := ledger[key]
+			kept.fail("%s was taken away; ledger entry present %v, holders %v, pre-existing %v%s", key, ok, l.Holders, l.PreExisting, d.requestsFor(ctx, ids, key))
 		}
 	}
 	released := br.Invariants[invLedgerReleased]
