@@ -9,6 +9,12 @@ type Ledger struct {
 	Key         string
 	Holders     []string
 	PreExisting bool
+	// Gen counts the entry's changes (every hold and release). A first
+	// hold is conditional on the Gen its caller read before it looked at
+	// IAM, so that a grant and release by another request in between can
+	// never make our own access look pre-existing. Entries are never
+	// deleted, so Gen never goes back.
+	Gen int
 }
 
 // Held reports whether any request other than except still holds the access.

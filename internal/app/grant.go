@@ -98,17 +98,25 @@ func (s *Service) activate(ctx context.Context, r access.Request) (access.Reques
 // ever takes away access we did not give.
 func (s *Service) hold(ctx context.Context, p Provider, g access.Grant) error {
 	key := g.LedgerKey()
-	l, err := s.Store.Ledger(ctx, key)
-	if err != nil {
-		return err
-	}
-	pre := false
-	if len(l.Holders) == 0 && g.Provider != access.ProviderIAMTimeboxedPolicy {
-		if pre, err = p.Check(ctx, g, false); err != nil {
+	var err error
+	for range 5 { // a conflict: the entry changed while we looked at IAM
+		var l access.Ledger
+		if l, err = s.Store.Ledger(ctx, key); err != nil {
+			return err
+		}
+		if slices.Contains(l.Holders, g.RequestID) {
+			return nil // a retried or duplicate activation
+		}
+		pre := false
+		if len(l.Holders) == 0 && g.Provider != access.ProviderIAMTimeboxedPolicy {
+			if pre, err = p.Check(ctx, g, false); err != nil {
+				return err
+			}
+		}
+		if _, err = s.Store.HoldGrant(ctx, key, g.RequestID, pre, l.Gen); !access.IsKind(err, access.KindConflict) {
 			return err
 		}
 	}
-	_, err = s.Store.HoldGrant(ctx, key, g.RequestID, pre)
 	return err
 }
 
@@ -132,12 +140,44 @@ func (s *Service) afterLostActivation(ctx context.Context, r access.Request, p P
 		// makes the scheduler re-deliver, and the sweeper retries too.
 		return cur, cause
 	}
-	if err := s.withdraw(ctx, p, r.Grant()); err != nil {
+	// Whatever ended it may have withdrawn our hold between our hold and
+	// our grant: take hold again of what we granted, then withdraw it.
+	err = s.reclaim(ctx, r.Grant())
+	if err == nil {
+		err = s.withdraw(ctx, p, r.Grant())
+	}
+	if err != nil {
 		s.alertAdmins(ctx, cur, fmt.Sprintf("request became %s while access was being granted, and removing it failed: %v", cur.Status, err))
 		return cur, err
 	}
 	_ = s.Scheduler.Unschedule(ctx, ActionRevoke, r.ID)
 	return cur, nil
+}
+
+// reclaim takes hold again of access this request has just granted, in
+// case its hold was withdrawn under it (a revoke or cancel that ran between
+// the hold and the grant), so that withdraw takes the access away rather
+// than finding nothing of ours. An entry that nobody holds and that records
+// pre-existing access was there before us: leave it. Only for access this
+// request is known to have granted: on an entry it never held, a hold
+// would make pre-existing access ours to take.
+func (s *Service) reclaim(ctx context.Context, g access.Grant) error {
+	key := g.LedgerKey()
+	return s.retry(ctx, "reclaim grant", func() error {
+		for range 5 {
+			l, err := s.Store.Ledger(ctx, key)
+			if err != nil {
+				return err
+			}
+			if slices.Contains(l.Holders, g.RequestID) || (len(l.Holders) == 0 && l.PreExisting) {
+				return nil
+			}
+			if _, err = s.Store.HoldGrant(ctx, key, g.RequestID, false, l.Gen); !access.IsKind(err, access.KindConflict) {
+				return err
+			}
+		}
+		return access.Errorf(access.KindInternal, "grant %s keeps changing", key)
+	})
 }
 
 // failActivation undoes what activation did, removes the revoke schedule,

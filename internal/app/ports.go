@@ -31,10 +31,11 @@ type Store interface {
 	// Audit returns a request's trail in sequence order.
 	Audit(ctx context.Context, id string) ([]access.AuditRecord, error)
 
-	// HoldGrant adds requestID to the holders of key; preExisting is recorded
-	// when the entry has no holders yet (a fresh look at IAM), and kept
-	// otherwise. It returns the entry after.
-	HoldGrant(ctx context.Context, key, requestID string, preExisting bool) (access.Ledger, error)
+	// HoldGrant adds requestID to the holders of key and returns the entry
+	// after. When the entry has no holders, preExisting (a fresh look at
+	// IAM) is recorded, but only while the entry is still at seenGen, the
+	// Gen read before that look; otherwise a conflict: read again.
+	HoldGrant(ctx context.Context, key, requestID string, preExisting bool, seenGen int) (access.Ledger, error)
 	// ReleaseGrant removes requestID from the holders of key (idempotent) and
 	// returns the entry after. An entry left with no holders is deleted,
 	// unless it records pre-existing access: a duplicate or retried revoke

@@ -478,13 +478,13 @@ func TestCrashBeforeTheLedgerNeverRemovesOthersAccess(t *testing.T) {
 
 type failingHold struct{ app.Store }
 
-func (failingHold) HoldGrant(context.Context, string, string, bool) (access.Ledger, error) {
+func (failingHold) HoldGrant(context.Context, string, string, bool, int) (access.Ledger, error) {
 	return access.Ledger{}, access.Errorf(access.KindInternal, "injected: ledger unavailable")
 }
 
 type crashingHold struct{ app.Store }
 
-func (crashingHold) HoldGrant(context.Context, string, string, bool) (access.Ledger, error) {
+func (crashingHold) HoldGrant(context.Context, string, string, bool, int) (access.Ledger, error) {
 	panic("crash between the revoke schedule and the ledger")
 }
 

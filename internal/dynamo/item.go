@@ -236,6 +236,7 @@ func unmarshalAudit(av item) (access.AuditRecord, error) {
 type ledgerItem struct {
 	Holders     []string `dynamodbav:"holders,stringset,omitempty"`
 	PreExisting bool     `dynamodbav:"preExisting"`
+	Gen         int      `dynamodbav:"gen,omitempty"`
 }
 
 func unmarshalLedger(key string, av item) (access.Ledger, error) {
@@ -247,7 +248,7 @@ func unmarshalLedger(key string, av item) (access.Ledger, error) {
 	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
 		return l, fmt.Errorf("decode ledger item: %w", err)
 	}
-	l.PreExisting = it.PreExisting
+	l.PreExisting, l.Gen = it.PreExisting, it.Gen
 	if len(it.Holders) > 0 {
 		l.Holders = sortedUnique(it.Holders)
 	}

@@ -565,60 +565,68 @@ func stringSet(v string) expression.ValueBuilder {
 	return expression.Value(&types.AttributeValueMemberSS{Value: []string{v}})
 }
 
-// HoldGrant adds requestID to the holders of key. preExisting is recorded
-// when the entry has no holders yet, kept otherwise; the two cases are two
-// conditional updates, retried if a release or hold slips in between.
-func (s *Store) HoldGrant(ctx context.Context, key, requestID string, preExisting bool) (access.Ledger, error) {
+// HoldGrant adds requestID to the holders of key. When the entry has no
+// holders, this is the first hold: it records preExisting, and only if the
+// entry is still at seenGen (what the caller read before it checked IAM);
+// otherwise it joins the holders. A first hold whose entry changed meanwhile
+// is a conflict: read the entry and IAM again.
+func (s *Store) HoldGrant(ctx context.Context, key, requestID string, preExisting bool, seenGen int) (access.Ledger, error) {
 	if key == "" || requestID == "" {
 		return access.Ledger{Key: key}, access.Errorf(access.KindInvalid, "a ledger key and a request id are required")
 	}
-	add := expression.Add(expression.Name(AttrHolders), stringSet(requestID))
-	first := expression.NewBuilder().
-		WithUpdate(add.Set(expression.Name(AttrPreExisting), expression.Value(preExisting))).
-		WithCondition(expression.AttributeNotExists(expression.Name(AttrHolders)))
-	join := expression.NewBuilder().
-		WithUpdate(expression.Add(expression.Name(AttrHolders), stringSet(requestID))).
-		WithCondition(expression.AttributeExists(expression.Name(AttrHolders)))
-	for range 5 {
-		for _, b := range []expression.Builder{first, join} {
-			e, err := b.Build()
-			if err != nil {
-				return access.Ledger{Key: key}, internal(err, "build hold of %s", key)
-			}
-			out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-				TableName: aws.String(s.tables.State), Key: grantKey(key),
-				UpdateExpression: e.Update(), ConditionExpression: e.Condition(),
-				ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
-				ReturnValues: types.ReturnValueAllNew, ReturnConsumedCapacity: s.returnCC(),
-			})
-			if isConditionFailed(err) {
-				continue
-			}
-			if err != nil {
-				return access.Ledger{Key: key}, internal(err, "hold grant %s for %s", key, requestID)
-			}
-			s.consumed("HoldGrant.UpdateItem", out.ConsumedCapacity)
-			l, err := unmarshalLedger(key, out.Attributes)
-			if err != nil {
-				return access.Ledger{Key: key}, internal(err, "read grant %s", key)
-			}
-			return l, nil
-		}
+	holders, gen := expression.Name(AttrHolders), expression.Name(AttrGen)
+	// A fresh UpdateBuilder each: their methods share the operation map.
+	add := func() expression.UpdateBuilder {
+		return expression.Add(holders, stringSet(requestID)).Add(gen, expression.Value(1))
 	}
-	return access.Ledger{Key: key}, access.Errorf(access.KindConflict, "grant %s keeps changing; try again", key)
+	atGen := expression.AttributeNotExists(gen)
+	if seenGen != 0 {
+		atGen = gen.Equal(expression.Value(seenGen))
+	}
+	first := expression.NewBuilder().
+		WithUpdate(add().Set(expression.Name(AttrPreExisting), expression.Value(preExisting))).
+		WithCondition(expression.AttributeNotExists(holders).And(atGen))
+	join := expression.NewBuilder().
+		WithUpdate(add()).
+		WithCondition(expression.AttributeExists(holders))
+	for _, b := range []expression.Builder{first, join} {
+		e, err := b.Build()
+		if err != nil {
+			return access.Ledger{Key: key}, internal(err, "build hold of %s", key)
+		}
+		out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: aws.String(s.tables.State), Key: grantKey(key),
+			UpdateExpression: e.Update(), ConditionExpression: e.Condition(),
+			ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
+			ReturnValues: types.ReturnValueAllNew, ReturnConsumedCapacity: s.returnCC(),
+		})
+		if isConditionFailed(err) {
+			continue
+		}
+		if err != nil {
+			return access.Ledger{Key: key}, internal(err, "hold grant %s for %s", key, requestID)
+		}
+		s.consumed("HoldGrant.UpdateItem", out.ConsumedCapacity)
+		l, err := unmarshalLedger(key, out.Attributes)
+		if err != nil {
+			return access.Ledger{Key: key}, internal(err, "read grant %s", key)
+		}
+		return l, nil
+	}
+	return access.Ledger{Key: key}, access.Errorf(access.KindConflict, "grant %s changed since it was read; read it again", key)
 }
 
 // ReleaseGrant removes requestID from the holders of key (idempotent) and
-// returns the entry after. An entry left without holders is deleted, unless
-// someone took hold of it in between or it records pre-existing access (a
-// retried revoke must still see that). A missing entry is an empty Ledger.
+// returns the entry after. The entry stays, without holders: its Gen must
+// never go back (see HoldGrant), and a retried revoke must still see
+// pre-existing access. A missing entry is an empty Ledger.
 func (s *Store) ReleaseGrant(ctx context.Context, key, requestID string) (access.Ledger, error) {
 	if key == "" || requestID == "" {
 		return access.Ledger{Key: key}, access.Errorf(access.KindInvalid, "a ledger key and a request id are required")
 	}
 	e, err := expression.NewBuilder().
-		WithUpdate(expression.Delete(expression.Name(AttrHolders), stringSet(requestID))).
-		WithCondition(expression.AttributeExists(expression.Name(AttrPK))).
+		WithUpdate(expression.Delete(expression.Name(AttrHolders), stringSet(requestID)).Add(expression.Name(AttrGen), expression.Value(1))).
+		WithCondition(expression.Contains(expression.Name(AttrHolders), requestID)).
 		Build()
 	if err != nil {
 		return access.Ledger{Key: key}, internal(err, "build release of %s", key)
@@ -630,7 +638,7 @@ func (s *Store) ReleaseGrant(ctx context.Context, key, requestID string) (access
 		ReturnValues: types.ReturnValueAllNew, ReturnConsumedCapacity: s.returnCC(),
 	})
 	if isConditionFailed(err) {
-		return access.Ledger{Key: key}, nil
+		return s.Ledger(ctx, key) // not a holder (any more): nothing to do
 	}
 	if err != nil {
 		return access.Ledger{Key: key}, internal(err, "release grant %s for %s", key, requestID)
@@ -639,26 +647,6 @@ func (s *Store) ReleaseGrant(ctx context.Context, key, requestID string) (access
 	l, err := unmarshalLedger(key, out.Attributes)
 	if err != nil {
 		return access.Ledger{Key: key}, internal(err, "read grant %s", key)
-	}
-	if len(l.Holders) > 0 || l.PreExisting {
-		return l, nil
-	}
-	de, err := conditional(notExists(AttrHolders).And(expression.Name(AttrPreExisting).Equal(expression.Value(false))))
-	if err != nil {
-		return l, internal(err, "build delete of %s", key)
-	}
-	del, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName: aws.String(s.tables.State), Key: grantKey(key),
-		ConditionExpression: de.Condition(), ExpressionAttributeNames: de.Names(), ExpressionAttributeValues: de.Values(),
-		ReturnConsumedCapacity: s.returnCC(),
-	})
-	switch {
-	case isConditionFailed(err):
-		// Someone took hold of the access meanwhile: the entry stays.
-	case err != nil:
-		return l, internal(err, "delete released grant %s", key)
-	default:
-		s.consumed("ReleaseGrant.DeleteItem", del.ConsumedCapacity)
 	}
 	return l, nil
 }
@@ -672,7 +660,7 @@ func (s *Store) ReleaseIfShared(ctx context.Context, key, requestID string) (acc
 	}
 	holders := expression.Name(AttrHolders)
 	e, err := expression.NewBuilder().
-		WithUpdate(expression.Delete(holders, stringSet(requestID))).
+		WithUpdate(expression.Delete(holders, stringSet(requestID)).Add(expression.Name(AttrGen), expression.Value(1))).
 		WithCondition(expression.Contains(holders, requestID).And(expression.Size(holders).GreaterThan(expression.Value(1)))).
 		Build()
 	if err != nil {

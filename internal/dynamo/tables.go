@@ -52,6 +52,7 @@ const (
 	AttrVersion     = "version"     // optimistic-lock token of a request item
 	AttrHolders     = "holders"     // grant ledger: string set of request ids
 	AttrPreExisting = "preExisting" // grant ledger: access was there before us
+	AttrGen         = "gen"         // grant ledger: bumped by every hold and release
 	AttrTTL         = "ttl"         // consumed tokens: epoch seconds, the table's TTL attribute
 )
 

@@ -1,6 +1,7 @@
 package enginetest
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -104,5 +105,46 @@ func TestFailedEarlyRevokeIsRetriedBySweeper(t *testing.T) {
 	assert.False(t, e.inGroup("alice"))
 	assert.False(t, e.hasSchedule(app.ActionRevoke, r.ID), "the revoke schedule is removed")
 	assert.Equal(t, []string{"submit", "auto-approve", "activate", "revoke-failed", "revoke-failed", "revoke"}, e.actions(r.ID))
+	e.requireInvariant(false)
+}
+
+// revokeDuringGrant runs the end-time revoke (as the revoke schedule firing
+// up to a minute early would) right before the provider's first grant: the
+// revoke withdraws the hold the activation has just taken and records FAILED,
+// then the activation grants.
+type revokeDuringGrant struct {
+	app.Provider
+	e    *env
+	id   string
+	done bool
+}
+
+func (p *revokeDuringGrant) Grant(ctx context.Context, g access.Grant) error {
+	if !p.done && g.RequestID == p.id {
+		p.done = true
+		require.NoError(p.e.t, p.e.revoke(ctx, payload(app.ActionRevoke, p.id)))
+	}
+	return p.Provider.Grant(ctx, g)
+}
+
+// TestRevokeBetweenHoldAndGrant: the activation's hold is withdrawn under it
+// by a revoke that ends the request; the access it then grants must still be
+// taken away (it used to stay, held by nobody, with the request FAILED).
+func TestRevokeBetweenHoldAndGrant(t *testing.T) {
+	e := newEnv(t)
+	r := e.submit(alice, "ops-group", app.SubmitInput{StartAt: t0.Add(time.Hour), Duration: time.Hour})
+	require.Equal(t, access.StatusApproved, r.Status)
+	hook := &revokeDuringGrant{Provider: e.svc.Providers[access.ProviderIAMGroup], e: e, id: r.ID}
+	e.svc.Providers[access.ProviderIAMGroup] = hook
+
+	e.clock.Set(r.EndAt.Add(-30 * time.Second)) // the grant comes very late
+	_ = e.grant(e.ctx, payload(app.ActionGrant, r.ID))
+	require.True(t, hook.done)
+	got := e.get(r.ID)
+	assert.Equal(t, access.StatusFailed, got.Status)
+	assert.False(t, e.inGroup("alice"), "the access granted after the revoke is taken away")
+	l, err := e.store.Ledger(e.ctx, r.Grant().LedgerKey())
+	require.NoError(t, err)
+	assert.Empty(t, l.Holders)
 	e.requireInvariant(false)
 }

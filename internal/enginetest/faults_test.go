@@ -48,10 +48,11 @@ const (
 	stepExpired  = "EXPIRED write (DynamoDB TransactWriteItems)"
 )
 
-// holdUpdate matches the ledger hold: an UpdateItem that ADDs a holder.
+// holdUpdate matches the ledger hold: an UpdateItem that ADDs a holder
+// (releases ADD to the generation too, but DELETE the holder).
 func holdUpdate(p any) bool {
 	in, ok := p.(*dynamodb.UpdateItemInput)
-	return ok && strings.Contains(*in.UpdateExpression, "ADD")
+	return ok && strings.Contains(*in.UpdateExpression, "ADD") && !strings.Contains(*in.UpdateExpression, "DELETE")
 }
 
 // writesStatus matches a TransactWriteItems that stores a request in status.

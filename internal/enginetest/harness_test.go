@@ -265,8 +265,8 @@ type crashStore struct {
 	c *crasher
 }
 
-func (s crashStore) HoldGrant(ctx context.Context, key, id string, pre bool) (access.Ledger, error) {
-	l, err := s.Store.HoldGrant(ctx, key, id, pre)
+func (s crashStore) HoldGrant(ctx context.Context, key, id string, pre bool, gen int) (access.Ledger, error) {
+	l, err := s.Store.HoldGrant(ctx, key, id, pre, gen)
 	if err == nil {
 		s.c.trip(crashAfterHold)
 	}

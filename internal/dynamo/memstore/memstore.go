@@ -34,6 +34,7 @@ type auditKey struct {
 type ledger struct {
 	holders     map[string]bool
 	preExisting bool
+	gen         int
 }
 
 // Store is the in-memory store.
@@ -327,7 +328,7 @@ func (s *Store) VerifyAudit(ctx context.Context, id string) error {
 }
 
 func (l *ledger) view(key string) access.Ledger {
-	out := access.Ledger{Key: key, PreExisting: l.preExisting}
+	out := access.Ledger{Key: key, PreExisting: l.preExisting, Gen: l.gen}
 	for h := range l.holders {
 		out.Holders = append(out.Holders, h)
 	}
@@ -335,9 +336,9 @@ func (l *ledger) view(key string) access.Ledger {
 	return out
 }
 
-// HoldGrant adds requestID to the holders of key; preExisting applies when
-// the entry has no holders yet. It returns the entry after.
-func (s *Store) HoldGrant(_ context.Context, key, requestID string, preExisting bool) (access.Ledger, error) {
+// HoldGrant adds requestID to the holders of key; as the first holder only
+// if the entry is still at seenGen, recording preExisting.
+func (s *Store) HoldGrant(_ context.Context, key, requestID string, preExisting bool, seenGen int) (access.Ledger, error) {
 	if key == "" || requestID == "" {
 		return access.Ledger{Key: key}, access.Errorf(access.KindInvalid, "a ledger key and a request id are required")
 	}
@@ -349,15 +350,18 @@ func (s *Store) HoldGrant(_ context.Context, key, requestID string, preExisting 
 		s.ledger[key] = l
 	}
 	if len(l.holders) == 0 {
+		if l.gen != seenGen {
+			return l.view(key), access.Errorf(access.KindConflict, "grant %s changed since it was read; read it again", key)
+		}
 		l.preExisting = preExisting
 	}
 	l.holders[requestID] = true
+	l.gen++
 	return l.view(key), nil
 }
 
 // ReleaseGrant removes requestID from the holders of key (idempotent) and
-// returns the entry after. An entry left with no holders is deleted unless
-// it records pre-existing access, so a duplicate release still sees that.
+// returns the entry after. Entries stay, so their Gen never goes back.
 func (s *Store) ReleaseGrant(_ context.Context, key, requestID string) (access.Ledger, error) {
 	if key == "" || requestID == "" {
 		return access.Ledger{Key: key}, access.Errorf(access.KindInvalid, "a ledger key and a request id are required")
@@ -368,9 +372,9 @@ func (s *Store) ReleaseGrant(_ context.Context, key, requestID string) (access.L
 	if !ok {
 		return access.Ledger{Key: key}, nil
 	}
-	delete(l.holders, requestID)
-	if len(l.holders) == 0 && !l.preExisting {
-		delete(s.ledger, key)
+	if l.holders[requestID] {
+		delete(l.holders, requestID)
+		l.gen++
 	}
 	return l.view(key), nil
 }
@@ -391,6 +395,7 @@ func (s *Store) ReleaseIfShared(_ context.Context, key, requestID string) (acces
 		return l.view(key), false, nil
 	}
 	delete(l.holders, requestID)
+	l.gen++
 	return l.view(key), true, nil
 }
 

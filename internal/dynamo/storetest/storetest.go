@@ -667,48 +667,31 @@ func testLedger(t *testing.T, s app.Store) {
 	require.NoError(t, err)
 	require.Equal(t, empty, l, "a release does not create the entry")
 
+	// Every hold passes the Gen of the entry as last read, as app.hold does.
+	L := func(gen int, pre bool, holders ...string) access.Ledger {
+		return access.Ledger{Key: key, Holders: holders, PreExisting: pre, Gen: gen}
+	}
 	steps := []struct {
-		name    string
-		hold    bool
-		id      string
-		pre     bool
-		want    access.Ledger
-		wantGet access.Ledger
+		name string
+		hold bool
+		id   string
+		pre  bool
+		want access.Ledger
 	}{
-		{"first hold sets preExisting", true, "r1", true,
-			access.Ledger{Key: key, Holders: []string{"r1"}, PreExisting: true},
-			access.Ledger{Key: key, Holders: []string{"r1"}, PreExisting: true}},
-		{"second hold keeps it", true, "r2", false,
-			access.Ledger{Key: key, Holders: []string{"r1", "r2"}, PreExisting: true},
-			access.Ledger{Key: key, Holders: []string{"r1", "r2"}, PreExisting: true}},
-		{"hold is idempotent", true, "r2", false,
-			access.Ledger{Key: key, Holders: []string{"r1", "r2"}, PreExisting: true},
-			access.Ledger{Key: key, Holders: []string{"r1", "r2"}, PreExisting: true}},
-		{"release one", false, "r1", false,
-			access.Ledger{Key: key, Holders: []string{"r2"}, PreExisting: true},
-			access.Ledger{Key: key, Holders: []string{"r2"}, PreExisting: true}},
-		{"release is idempotent", false, "r1", false,
-			access.Ledger{Key: key, Holders: []string{"r2"}, PreExisting: true},
-			access.Ledger{Key: key, Holders: []string{"r2"}, PreExisting: true}},
-		{"last release keeps a pre-existing entry", false, "r2", false,
-			access.Ledger{Key: key, PreExisting: true},
-			access.Ledger{Key: key, PreExisting: true}},
-		{"a duplicate release still sees preExisting", false, "r2", false,
-			access.Ledger{Key: key, PreExisting: true},
-			access.Ledger{Key: key, PreExisting: true}},
-		{"a hold on an empty entry takes the new preExisting", true, "r3", false,
-			access.Ledger{Key: key, Holders: []string{"r3"}},
-			access.Ledger{Key: key, Holders: []string{"r3"}}},
-		{"last release deletes an entry we created", false, "r3", false,
-			empty,
-			empty},
-		{"fresh entry", true, "r4", true,
-			access.Ledger{Key: key, Holders: []string{"r4"}, PreExisting: true},
-			access.Ledger{Key: key, Holders: []string{"r4"}, PreExisting: true}},
+		{"first hold sets preExisting", true, "r1", true, L(1, true, "r1")},
+		{"second hold keeps it", true, "r2", false, L(2, true, "r1", "r2")},
+		{"hold is idempotent", true, "r2", false, L(3, true, "r1", "r2")},
+		{"release one", false, "r1", false, L(4, true, "r2")},
+		{"release is idempotent", false, "r1", false, L(4, true, "r2")},
+		{"last release keeps a pre-existing entry", false, "r2", false, L(5, true)},
+		{"a duplicate release still sees preExisting", false, "r2", false, L(5, true)},
+		{"a hold on an empty entry takes the new preExisting", true, "r3", false, L(6, false, "r3")},
+		{"last release keeps the entry, so its Gen never goes back", false, "r3", false, L(7, false)},
+		{"fresh hold", true, "r4", true, L(8, true, "r4")},
 	}
 	for _, st := range steps {
 		if st.hold {
-			l, err = s.HoldGrant(ctx(t), key, st.id, st.pre)
+			l, err = s.HoldGrant(ctx(t), key, st.id, st.pre, l.Gen)
 		} else {
 			l, err = s.ReleaseGrant(ctx(t), key, st.id)
 		}
@@ -716,8 +699,27 @@ func testLedger(t *testing.T, s app.Store) {
 		require.Equal(t, st.want, l, st.name)
 		l, err = s.Ledger(ctx(t), key)
 		require.NoError(t, err, st.name)
-		require.Equal(t, st.wantGet, l, st.name)
+		require.Equal(t, st.want, l, st.name)
 	}
+
+	// A first hold whose entry changed since it was read (another request
+	// held, granted, undid and released meanwhile) is refused: its look at
+	// IAM is stale, and would mistake that request's access for pre-existing.
+	const k2 = "iam-group|user/carol|admins"
+	seen, err := s.Ledger(ctx(t), k2)
+	require.NoError(t, err)
+	_, err = s.HoldGrant(ctx(t), k2, "other", false, seen.Gen)
+	require.NoError(t, err)
+	_, err = s.ReleaseGrant(ctx(t), k2, "other")
+	require.NoError(t, err)
+	_, err = s.HoldGrant(ctx(t), k2, "late", true, seen.Gen)
+	requireKind(t, access.KindConflict, err)
+	l, err = s.Ledger(ctx(t), k2)
+	require.NoError(t, err)
+	require.Equal(t, access.Ledger{Key: k2, Gen: 2}, l, "unchanged by the refused hold")
+	l, err = s.HoldGrant(ctx(t), k2, "late", false, l.Gen)
+	require.NoError(t, err, "read again, it goes through")
+	require.Equal(t, access.Ledger{Key: k2, Holders: []string{"late"}, Gen: 3}, l)
 
 	other, err := s.Ledger(ctx(t), "iam-group|user/bob|admins")
 	require.NoError(t, err)
@@ -731,13 +733,13 @@ func testReleaseIfShared(t *testing.T, s app.Store) {
 	require.False(t, released, "nothing to release")
 	require.Empty(t, l.Holders)
 
-	_, err = s.HoldGrant(ctx(t), key, "r1", false)
+	_, err = s.HoldGrant(ctx(t), key, "r1", false, 0)
 	require.NoError(t, err)
 	_, released, err = s.ReleaseIfShared(ctx(t), key, "r1")
 	require.NoError(t, err)
 	require.False(t, released, "the last holder keeps its hold until the access is gone")
 
-	_, err = s.HoldGrant(ctx(t), key, "r2", true)
+	_, err = s.HoldGrant(ctx(t), key, "r2", true, 1) // joins: preExisting ignored
 	require.NoError(t, err)
 	l, released, err = s.ReleaseIfShared(ctx(t), key, "r9")
 	require.NoError(t, err)
@@ -747,7 +749,7 @@ func testReleaseIfShared(t *testing.T, s app.Store) {
 	l, released, err = s.ReleaseIfShared(ctx(t), key, "r1")
 	require.NoError(t, err)
 	require.True(t, released)
-	require.Equal(t, access.Ledger{Key: key, Holders: []string{"r2"}}, l)
+	require.Equal(t, access.Ledger{Key: key, Holders: []string{"r2"}, Gen: 3}, l, "every release bumps Gen")
 	_, released, err = s.ReleaseIfShared(ctx(t), key, "r2")
 	require.NoError(t, err)
 	require.False(t, released)
@@ -780,7 +782,7 @@ func testInvalidInput(t *testing.T, s app.Store) {
 		{"requester empty", func() error { _, _, err := s.ListByRequester(c, "", 1, ""); return err }},
 		{"ticket empty", func() error { _, err := s.ListByTicket(c, ""); return err }},
 		{"approver empty", func() error { _, err := s.ListAwaiting(c, ""); return err }},
-		{"hold without request", func() error { _, err := s.HoldGrant(c, "k", "", false); return err }},
+		{"hold without request", func() error { _, err := s.HoldGrant(c, "k", "", false, 0); return err }},
 		{"release without key", func() error { _, err := s.ReleaseGrant(c, "", "r"); return err }},
 		{"token empty", func() error { return s.ConsumeToken(c, "", T0) }},
 	}

@@ -163,7 +163,7 @@ func addDue(ctx context.Context, w *world, rep int, now time.Time) error {
 		if _, err := ic.AddUserToGroup(ctx, &iam.AddUserToGroupInput{GroupName: aws.String(adminsGroup), UserName: aws.String(user)}); err != nil {
 			return err
 		}
-		_, err := store.HoldGrant(ctx, r.Grant().LedgerKey(), r.ID, false)
+		_, err := store.HoldGrant(ctx, r.Grant().LedgerKey(), r.ID, false, 0)
 		return err
 	})
 }
