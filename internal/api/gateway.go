@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -31,6 +33,10 @@ type Claims func(r *http.Request) map[string]string
 func Gateway(h EventHandler, claims Claims) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ev, err := EventFromHTTP(r, claims)
+		if errors.Is(err, ErrPayloadTooLarge) {
+			http.Error(w, `{"message":"Request Entity Too Large"}`, http.StatusRequestEntityTooLarge)
+			return
+		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -44,11 +50,25 @@ func Gateway(h EventHandler, claims Claims) http.Handler {
 	})
 }
 
+// MaxPayloadBytes is API Gateway's limit on a request's payload (10 MB).
+const MaxPayloadBytes = 10 << 20
+
+// ErrPayloadTooLarge is a body over MaxPayloadBytes: API Gateway answers 413
+// without calling the function.
+var ErrPayloadTooLarge = errors.New("request payload over 10 MB")
+
 // EventFromHTTP builds the v2 event API Gateway would send for r.
 func EventFromHTTP(r *http.Request, claims Claims) (events.APIGatewayV2HTTPRequest, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 10<<20))
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxPayloadBytes+1))
 	if err != nil {
 		return events.APIGatewayV2HTTPRequest{}, err
+	}
+	if len(body) > MaxPayloadBytes {
+		return events.APIGatewayV2HTTPRequest{}, ErrPayloadTooLarge
+	}
+	sourceIP := r.RemoteAddr // API Gateway sends the address without the port
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		sourceIP = host
 	}
 	headers := map[string]string{}
 	for k, v := range r.Header {
@@ -62,7 +82,7 @@ func EventFromHTTP(r *http.Request, claims Claims) (events.APIGatewayV2HTTPReque
 	ev := events.APIGatewayV2HTTPRequest{
 		Version:        "2.0",
 		RouteKey:       "$default",
-		RawPath:        r.URL.Path,
+		RawPath:        r.URL.EscapedPath(), // as sent, percent-encoding kept
 		RawQueryString: r.URL.RawQuery,
 		Cookies:        cookies,
 		Headers:        headers,
@@ -70,7 +90,7 @@ func EventFromHTTP(r *http.Request, claims Claims) (events.APIGatewayV2HTTPReque
 			AccountID: "123456789012", Stage: "$default", RequestID: now.Format("150405.000000000"),
 			DomainName: r.Host, TimeEpoch: now.UnixMilli(),
 			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{
-				Method: r.Method, Path: r.URL.Path, Protocol: r.Proto, SourceIP: r.RemoteAddr, UserAgent: r.UserAgent(),
+				Method: r.Method, Path: r.URL.Path, Protocol: r.Proto, SourceIP: sourceIP, UserAgent: r.UserAgent(),
 			},
 		},
 	}

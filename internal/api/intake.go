@@ -96,6 +96,11 @@ func CallerOf(ctx context.Context, claim string) (app.Caller, error) {
 	if id == "" || len(id) > 254 || strings.ContainsAny(id, " \t\r\n") {
 		return app.Caller{}, access.Errorf(access.KindUnauthorized, "the token carries no usable %q claim", claim)
 	}
+	// An email the identity provider says it has not verified is anyone's
+	// to type in. (Providers that never send email_verified are trusted.)
+	if v, ok := rc.Authorizer.JWT.Claims["email_verified"]; ok && claim == "email" && !strings.EqualFold(strings.TrimSpace(v), "true") {
+		return app.Caller{}, access.Errorf(access.KindUnauthorized, "the identity provider has not verified this email address")
+	}
 	return app.Caller{Identity: id}, nil
 }
 
