@@ -172,10 +172,11 @@ func (d *Dispatcher) Scan(ctx context.Context) (int, error) {
 	pages := scheduler.NewListSchedulesPaginator(d.api, &scheduler.ListSchedulesInput{
 		GroupName: aws.String(d.opt.Group), MaxResults: aws.Int32(d.opt.PageSize),
 	})
+	var errs []error
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return started, err
+			return started, errors.Join(append(errs, err)...)
 		}
 		for _, sum := range page.Schedules {
 			s, key, err := d.details(ctx, sum)
@@ -183,7 +184,9 @@ func (d *Dispatcher) Scan(ctx context.Context) (int, error) {
 				if isNotFound(err) {
 					continue // deleted since it was listed
 				}
-				return started, err
+				// One unreadable schedule must not hold up the others.
+				errs = append(errs, fmt.Errorf("schedule %s: %w", aws.ToString(sum.Name), err))
+				continue
 			}
 			if s == nil || !d.due(ctx, s, key, now) {
 				continue
@@ -204,7 +207,7 @@ func (d *Dispatcher) Scan(ctx context.Context) (int, error) {
 			}()
 		}
 	}
-	return started, nil
+	return started, errors.Join(errs...)
 }
 
 // Wait blocks until every invocation started so far has finished.
@@ -320,7 +323,13 @@ func (d *Dispatcher) fire(ctx context.Context, s *scheduler.GetScheduleOutput) {
 	}
 
 	h, ok := d.opt.Targets[arn]
-	started := time.Now()
+	// The event's age counts from the schedule's time, as the service's
+	// MaximumEventAgeInSeconds does, on the stack's clock.
+	dueAt := d.opt.Clock()
+	if at, err := ParseAt(aws.ToString(s.ScheduleExpression), aws.ToString(s.ScheduleExpressionTimezone)); err == nil {
+		dueAt = at
+	}
+	started := time.Now() // and the wall time spent retrying here
 	wait := d.opt.Backoff
 	var err error
 	for attempt := int32(0); ; attempt++ {
@@ -338,7 +347,8 @@ func (d *Dispatcher) fire(ctx context.Context, s *scheduler.GetScheduleOutput) {
 			log.WarnContext(ctx, "dispatcher: stopped while invoking; the schedule stays", "error", err)
 			return
 		}
-		if attempt >= retries || time.Since(started)+wait > maxAge {
+		age := max(d.opt.Clock().Sub(dueAt), 0) + time.Since(started)
+		if attempt >= retries || age+wait > maxAge {
 			dlq := ""
 			if target.DeadLetterConfig != nil {
 				dlq = aws.ToString(target.DeadLetterConfig.Arn)
