@@ -483,7 +483,7 @@ func TestOpenAPIResponsesMatchTheHandlers(t *testing.T) {
 				{call{"POST", "/requests/" + pendingID + "/approve", "", ``}, 401},
 				{call{"POST", "/requests/" + pendingID + "/cancel", "alice@example.com", ``}, 409},
 				{call{"POST", "/requests/" + pendingID + "/revoke", "dave@example.com", `{"comment":"done"}`}, 200},
-				{call{"POST", "/requests/" + pendingID + "/revoke", "alice@example.com", ``}, 200},
+				{call{"POST", "/requests/" + pendingID + "/revoke", "alice@example.com", ``}, 409}, // already ended: no change, no success
 				{call{"POST", "/requests/" + pendingID + "/revoke", "bob@example.com", ``}, 404},
 				{call{"POST", "/requests/" + pendingID + "/revoke", "alice@example.com", `{"reason":"x"}`}, 400},
 				{call{"POST", "/requests/" + pendingID + "/revoke", "", ``}, 401},

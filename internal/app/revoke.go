@@ -42,6 +42,11 @@ func (s *Service) Revoke(ctx context.Context, in RevokeInput) (access.Request, e
 	if err != nil {
 		return r, err
 	}
+	if r.Status.Terminal() && !in.Expire {
+		// A person or an event ending access that has already ended: no
+		// change, so no audit record, so not a success either.
+		return r, access.Errorf(access.KindConflict, "request is %s; there is no access to revoke", r.Status)
+	}
 	if r.Status.Terminal() {
 		// A duplicate delivery: already done. Except that a request that
 		// ended (cancelled) while it was being activated may still hold
@@ -87,6 +92,11 @@ func (s *Service) Revoke(ctx context.Context, in RevokeInput) (access.Request, e
 	if err != nil {
 		cur, gerr := s.Store.Get(ctx, r.ID)
 		if gerr == nil && cur.Status.Terminal() {
+			if !in.Expire {
+				// Something else ended it first (this revoke's withdraw
+				// was harmless): it is not this actor's revoke.
+				return cur, access.Errorf(access.KindConflict, "request became %s meanwhile", cur.Status)
+			}
 			return cur, nil // a concurrent delivery finished first
 		}
 		if gerr == nil && cur.Status == access.StatusActive {
@@ -173,6 +183,9 @@ func (s *Service) EndWork(ctx context.Context, ev TicketEvent) ([]access.Request
 			r, err = s.cancel(ctx, actor, true, r.ID, reason)
 		default:
 			continue
+		}
+		if access.IsKind(err, access.KindConflict) {
+			continue // it ended (or moved on) meanwhile: nothing left for this event
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", r.ID, err))

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +35,7 @@ type moto struct {
 // The process gets its own process group (so a terminal's Ctrl-C reaches the
 // stack first, which then stops moto in order) and, on Linux, is killed by
 // the kernel if the stack dies without cleaning up.
-func startMoto(path, host string, port int, loadManagedPolicies bool, log io.Writer) (*moto, error) {
+func startMoto(ctx context.Context, path, host string, port int, loadManagedPolicies bool, log io.Writer) (*moto, error) {
 	if path == "" {
 		p, err := exec.LookPath("moto_server")
 		if err != nil {
@@ -83,6 +84,9 @@ func startMoto(path, host string, port int, loadManagedPolicies bool, log io.Wri
 		case <-deadline:
 			m.stop()
 			return nil, fmt.Errorf("moto_server did not answer on %s within 60s", m.url)
+		case <-ctx.Done(): // Ctrl-C while moto starts
+			m.stop()
+			return nil, fmt.Errorf("stopped while moto_server was starting: %w", ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

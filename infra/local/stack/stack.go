@@ -203,7 +203,7 @@ func Start(ctx context.Context, opt Options) (s *Stack, err error) {
 		}
 	}
 	managed := usesAWSManagedPolicies(s.catalog)
-	if s.moto, err = startMoto(opt.MotoPath, "127.0.0.1", port, managed, opt.MotoLog); err != nil {
+	if s.moto, err = startMoto(ctx, opt.MotoPath, "127.0.0.1", port, managed, opt.MotoLog); err != nil {
 		return s, err
 	}
 	opt.Progress("moto_server", fmt.Sprintf("%s (pid %d) %s", s.moto.url, s.moto.pid(), since(t)))

@@ -88,3 +88,17 @@ func TestStartReleasesThePortOnFailure(t *testing.T) {
 	require.NoError(t, err, "a failed start must not keep the gateway port")
 	l.Close()
 }
+
+// TestCtrlCWhileMotoStarts: a stop asked for while moto_server is still
+// starting ends the start at once, with moto gone.
+func TestCtrlCWhileMotoStarts(t *testing.T) {
+	requireMoto(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // as if Ctrl-C came before moto answered
+	s, err := stack.Start(ctx, stack.Options{Addr: "127.0.0.1:0", CatalogPath: exampleCatalog, Log: &syncBuffer{}})
+	if s != nil {
+		s.Close()
+	}
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "stopped while moto_server was starting", "not the 60 s readiness wait")
+}
