@@ -9,7 +9,6 @@ import (
 	"io"
 	"maps"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -271,33 +270,6 @@ func (d *duplicator) dupFailed(err error) {
 	}
 }
 
-// serialHTTP sends one request at a time. moto_server serves requests on
-// threads without a lock, and its TransactWriteItems backs up whole tables
-// and restores them when a transaction fails, so concurrent writes can undo
-// each other: a committed transition rolled back by another transaction's
-// failure (the soak caught exactly that: an audit record without its state
-// change). AWS APIs are atomic per request; moto is, one request at a time.
-// The functions still run concurrently, so races between their steps stay.
-type serialHTTP struct {
-	mu   sync.Mutex
-	next aws.HTTPClient
-}
-
-func (s *serialHTTP) Do(r *http.Request) (*http.Response, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	resp, err := s.next.Do(r)
-	if err != nil {
-		return resp, err
-	}
-	// Read the body under the lock too: moto streams nothing, but the
-	// answer must be complete before the next request starts.
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(b))
-	return resp, err
-}
-
 // runBatch runs one batch on a fresh local stack.
 func runBatch(ctx context.Context, cfg Config, index int, plans []*lifecycle, clk *clock) (*batchResult, error) {
 	cat, err := parseCatalog()
@@ -325,7 +297,7 @@ func runBatch(ctx context.Context, cfg Config, index int, plans []*lifecycle, cl
 		Metrics:       rec,
 		ConfigureAWS: func(c *aws.Config) {
 			c.Retryer = faults.FastRetryer(cfg.SDKAttempts, 2*time.Millisecond)
-			c.HTTPClient = &serialHTTP{next: c.HTTPClient}
+			// (moto already gets one request at a time: awstest.SerialClient)
 			inj.Install(c)
 		},
 		WrapTarget: dup.wrap,
