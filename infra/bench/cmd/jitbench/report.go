@@ -259,7 +259,7 @@ func (r *report) writeCold(b *strings.Builder) {
 		"After one discarded warm-up run each, %d runs per binary, interleaved (each round in a rotated order).\n\n",
 		strings.Join(lambdaFlags[:len(lambdaFlags)-1], " ")+` "-s -w"`, c.Arch, c.BuildTime.Round(time.Second), c.Runs)
 	b.WriteString("First events: intake `GET /catalog` (`events/intake-get-catalog.json`, JWT claims of alice); approve " +
-		"`events/approve-post-forged.json` (a forged link: reads the signing key, then refuses with 400); grant and revoke a " +
+		"`events/approve-post-forged.json` (a link with a well-formed but wrong signature: reads the signing key from Secrets Manager, then refuses with 401); grant and revoke a " +
 		"schedule payload for a request id that does not exist (one `GetItem`); sweep `{}` (three due-index queries and the " +
 		"drift query on empty tables); hello-world `{}`.\n\n")
 	var rows [][]string
