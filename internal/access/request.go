@@ -85,6 +85,25 @@ func ParsePrincipal(s string) (Principal, error) {
 	return Principal{}, Errorf(KindInvalid, "principal %q must be user/<name> or role/<name>", s)
 }
 
+// IsIAMName reports whether s is a valid IAM name of at most max
+// characters: letters, digits and _+=,.@- (IAM's [\w+=,.@-]). A loop rather
+// than a regexp: a bounded repetition costs every cold start its compile.
+func IsIAMName(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("_+=,.@-", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // Target is what a provider grants: one of its fields is set, per provider.
 type Target struct {
 	Group          string `json:"group,omitempty"`          // iam-group

@@ -32,8 +32,6 @@ const (
 )
 
 var (
-	idPattern        = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-	iamGroupPattern  = regexp.MustCompile(`^[\w+=,.@-]{1,128}$`)
 	policyARNPattern = regexp.MustCompile(`^arn:aws(-cn|-us-gov)?:iam::(\d{12}|aws):policy/[\w+=,.@/-]+$`)
 
 	// farFuture stands in for a grant's end time when sizing a timeboxed
@@ -176,7 +174,7 @@ func (d *decoder) identities(n ast.Node, path string) []string {
 func (d *decoder) groups(e entry, c *Catalog) {
 	es, _ := d.entries(e.value, e.path)
 	for _, g := range es {
-		if !idPattern.MatchString(g.key) {
+		if !isID(g.key) {
 			d.report(g.keyAt, g.path, "group name %q must be lowercase letters, digits and dashes", g.key)
 		}
 		c.Groups[g.key] = d.identities(g.value, g.path)
@@ -221,7 +219,7 @@ func (d *decoder) role(n ast.Node, path string, c *Catalog) (Role, ast.Node) {
 
 	id, idAt, ok := d.requiredString(f, "id", path, at, "")
 	if ok {
-		if idPattern.MatchString(id) {
+		if isID(id) {
 			r.ID = id
 		} else {
 			d.report(idAt, path+".id", "%q must be 1-63 lowercase letters, digits and dashes, starting with a letter or digit", id)
@@ -495,7 +493,7 @@ func (d *decoder) target(e entry, r Role, c *Catalog) access.Target {
 	case !ok:
 	case s == "":
 		d.report(x.value, x.path, "must not be empty")
-	case want == "group" && !iamGroupPattern.MatchString(s):
+	case want == "group" && !access.IsIAMName(s, 128):
 		d.report(x.value, x.path, "%q is not a valid IAM group name", s)
 	case want == "policyArn" && !policyARNPattern.MatchString(s):
 		d.report(x.value, x.path, "%q is not a managed policy ARN (arn:aws:iam::<account id or aws>:policy/<name>)", s)
@@ -644,4 +642,18 @@ func (d *decoder) policySize(e entry, doc string, r Role, c *Catalog) {
 	if size := access.PolicySize(doc); size > limit {
 		d.report(e.keyAt, e.path, "role %s: the timeboxed policy is %d characters with its time condition (whitespace excluded), over the %d limit for inline policies on %s", r.ID, size, limit, kind)
 	}
+}
+
+// isID is a role or group id: lowercase letters, digits and dashes, not
+// starting with a dash, at most 63 characters (no regexp: see access.IsIAMName).
+func isID(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -2,7 +2,6 @@ package iamgrant
 
 import (
 	"context"
-	"regexp"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -13,9 +12,6 @@ import (
 // InlinePolicyPrefix starts the name of every inline policy this system
 // puts, followed by the request id.
 const InlinePolicyPrefix = "jit-"
-
-// validPolicyName is IAM's constraint on inline policy names.
-var validPolicyName = regexp.MustCompile(`^[\w+=,.@-]{1,128}$`)
 
 // timeboxedProvider grants iam-timeboxed-policy: a per-request inline policy
 // whose statements only hold until the grant's end, so the access dies at
@@ -37,7 +33,7 @@ func (p *timeboxedProvider) validate(g access.Grant) (string, error) {
 		return "", access.FieldErrorf("requestId", "iam-timeboxed-policy needs the request id to name its policy")
 	}
 	name := PolicyName(g.RequestID)
-	if !validPolicyName.MatchString(name) {
+	if !access.IsIAMName(name, 128) { // IAM's constraint on inline policy names
 		return "", access.FieldErrorf("requestId", "%q does not make a valid IAM policy name", g.RequestID)
 	}
 	return name, nil

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"regexp"
 
 	"github.com/jitaccess/jit/internal/access"
 )
@@ -17,7 +16,7 @@ type Payload struct {
 }
 
 // validRequestID keeps ids within what fits a schedule name after "revoke-".
-var validRequestID = regexp.MustCompile(`^[0-9A-Za-z_.-]{1,57}$`)
+func validRequestID(s string) bool { return isNameOf(s, 57) }
 
 // maxPayload bounds what ParsePayload reads; a real payload is under 100 bytes.
 const maxPayload = 1024
@@ -56,7 +55,7 @@ func (p Payload) validate() error {
 	if p.Action != actionGrant && p.Action != actionRevoke {
 		return access.FieldErrorf("action", "must be grant or revoke, not %q", p.Action)
 	}
-	if !validRequestID.MatchString(p.RequestID) {
+	if !validRequestID(p.RequestID) {
 		return access.FieldErrorf("requestId", "must be 1-57 characters of letters, digits, '.', '_' and '-'")
 	}
 	return nil

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -54,7 +53,22 @@ const (
 )
 
 // validName is the Scheduler constraint for schedule and group names.
-var validName = regexp.MustCompile(`^[0-9A-Za-z_.-]{1,64}$`)
+func validName(s string) bool { return isNameOf(s, 64) }
+
+// isNameOf: 1 to max of [0-9A-Za-z_.-] (no regexp: a bounded repetition
+// costs every cold start its compile).
+func isNameOf(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // API is the part of the Scheduler client this adapter uses; *scheduler.Client satisfies it.
 type API interface {
@@ -99,7 +113,7 @@ func New(client API, cfg Config, clock func() time.Time) (*Scheduler, error) {
 	switch {
 	case cfg.Group == "":
 		missing = append(missing, "Group")
-	case !validName.MatchString(cfg.Group):
+	case !validName(cfg.Group):
 		bad = append(bad, fmt.Sprintf("Group %q is not a valid schedule group name", cfg.Group))
 	}
 	if cfg.RoleARN == "" {
@@ -308,7 +322,7 @@ func scheduleName(action, requestID string) (string, error) {
 		return "", access.FieldErrorf("requestId", "must not be empty")
 	}
 	name := Name(action, requestID)
-	if !validName.MatchString(name) {
+	if !validName(name) {
 		return "", access.Errorf(access.KindInvalid,
 			"schedule name %q must be 1-64 characters of letters, digits, '.', '_' and '-'", name)
 	}
@@ -326,7 +340,7 @@ type GroupAPI interface {
 // moto's CreateScheduleGroup silently replaces an existing group, dropping
 // its schedules; a ConflictException from a concurrent creator is success.
 func EnsureGroup(ctx context.Context, client GroupAPI, name string) error {
-	if !validName.MatchString(name) {
+	if !validName(name) {
 		return access.Errorf(access.KindInvalid, "schedule group name %q must be 1-64 characters of letters, digits, '.', '_' and '-'", name)
 	}
 	_, err := client.GetScheduleGroup(ctx, &scheduler.GetScheduleGroupInput{Name: aws.String(name)})
