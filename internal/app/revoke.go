@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -211,31 +212,50 @@ type SweepReport struct {
 // Sweep is the safety net: it drives due work forward through the due-work
 // index (cost follows the number of due items, not the table size), bounded
 // per run, and checks a batch of ACTIVE grants against IAM for drift.
+//
+// The statuses take turns, a page each, so that a backlog of one (say many
+// revokes that keep failing) cannot starve the others; a status whose query
+// fails is reported and the rest of the sweep still runs.
 func (s *Service) Sweep(ctx context.Context) (SweepReport, error) {
 	var rep SweepReport
 	now := s.now()
 	budget := s.SweepLimit
-	for _, st := range []access.Status{access.StatusActive, access.StatusApproved, access.StatusPending} {
-		cursor := ""
-		for budget > 0 {
-			page, next, err := s.Store.ListDue(ctx, st, now, min(budget, 100), cursor)
+	type lane struct {
+		status access.Status
+		cursor string
+		done   bool
+	}
+	lanes := []*lane{{status: access.StatusActive}, {status: access.StatusApproved}, {status: access.StatusPending}}
+	var errs []error
+	for open := len(lanes); open > 0 && budget > 0; {
+		open = 0
+		for _, l := range lanes {
+			if l.done || budget <= 0 {
+				continue
+			}
+			page, next, err := s.Store.ListDue(ctx, l.status, now, min(budget, 100), l.cursor)
 			if err != nil {
-				return rep, err
+				errs = append(errs, fmt.Errorf("list due %s: %w", l.status, err))
+				l.done = true
+				continue
 			}
 			budget -= len(page)
 			s.sweepPage(ctx, page, now, &rep)
-			if next == "" {
-				break
+			if l.cursor, l.done = next, next == ""; !l.done {
+				open++
 			}
-			cursor = next
 		}
 	}
 	s.checkDrift(ctx, &rep)
+	if len(errs) > 0 {
+		rep.Failed += len(errs)
+		s.Log.ErrorContext(ctx, "sweep could not list all due work", "error", errors.Join(errs...))
+	}
 	s.Metrics.Count(ctx, "SweepOverdue", float64(rep.Overdue))
 	s.Metrics.Count(ctx, "SweepFailures", float64(rep.Failed))
 	s.Log.InfoContext(ctx, "sweep", "expired", rep.Expired, "revoked", rep.Revoked, "activated", rep.Activated, "timedOut", rep.TimedOut,
 		"failed", rep.Failed, "checked", rep.Checked, "drift", rep.Drift, "overdue", rep.Overdue)
-	return rep, nil
+	return rep, errors.Join(errs...)
 }
 
 // overdueAfter is how late past its end an ACTIVE grant must be before the

@@ -529,3 +529,48 @@ func TestApprovalLinkSurvivesFailedWrite(t *testing.T) {
 	_, err = e.svc.DecideByLink(ctx(), link, access.DecisionApprove, "")
 	assert.Equal(t, access.KindConflict, access.KindOf(err), "and is spent once the decision is recorded")
 }
+
+// failingListDue fails the due-work query of one status.
+type failingListDue struct {
+	app.Store
+	status access.Status
+}
+
+func (f failingListDue) ListDue(ctx context.Context, st access.Status, now time.Time, limit int, cursor string) ([]access.Request, string, error) {
+	if st == f.status {
+		return nil, "", access.Wrap(access.KindInternal, errors.New("throttled"), "list due failed")
+	}
+	return f.Store.ListDue(ctx, st, now, limit, cursor)
+}
+
+// TestSweepStatusesTakeTurns: a backlog of due ACTIVE grants larger than
+// the sweep's budget does not starve a PENDING request past its deadline,
+// and a status whose query fails does not stop the others.
+func TestSweepStatusesTakeTurns(t *testing.T) {
+	e := newEnv(t)
+	pending := e.submit(t, alice, app.SubmitInput{RoleID: "admin"})
+	for range 160 {
+		e.submit(t, bob, app.SubmitInput{RoleID: "auto", Duration: time.Hour})
+	}
+	e.clock.Advance(2 * time.Hour) // every grant and the approval deadline are past
+	e.svc.SweepLimit = 150
+
+	rep, err := e.svc.Sweep(ctx())
+	require.NoError(t, err)
+	assert.Equal(t, 1, rep.TimedOut, "the PENDING request had its turn")
+	assert.Equal(t, 149, rep.Expired, "the rest of the budget went to the backlog")
+	got, _ := e.store.Get(ctx(), pending.ID)
+	assert.Equal(t, access.StatusTimedOut, got.Status)
+
+	// The ACTIVE query fails: the rest still runs, and the error is reported.
+	late := e.submit(t, alice, app.SubmitInput{RoleID: "admin"})
+	e.clock.Advance(2 * time.Hour)
+	e.svc.Store = failingListDue{Store: e.store, status: access.StatusActive}
+	rep, err = e.svc.Sweep(ctx())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "list due ACTIVE")
+	assert.Equal(t, 1, rep.TimedOut)
+	assert.Equal(t, 1, rep.Failed)
+	got, _ = e.store.Get(ctx(), late.ID)
+	assert.Equal(t, access.StatusTimedOut, got.Status)
+}

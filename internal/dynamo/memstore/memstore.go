@@ -286,12 +286,26 @@ func (s *Store) ListDue(_ context.Context, status access.Status, now time.Time, 
 		return ok && r.Status == status && dueKey(due) <= bound
 	})
 	s.mu.Unlock()
-	slices.SortFunc(all, func(a, b access.Request) int {
-		da, _ := a.DueAt()
-		db, _ := b.DueAt()
-		return cmp.Or(cmp.Compare(dueKey(da), dueKey(db)), cmp.Compare(a.ID, b.ID))
-	})
-	return page(all, limit, cursor)
+	key := func(r access.Request) string {
+		due, _ := r.DueAt()
+		return dueKey(due) + "|" + r.ID
+	}
+	slices.SortFunc(all, func(a, b access.Request) int { return cmp.Compare(key(a), key(b)) })
+	// The cursor is the last key returned, as DynamoDB's is, not an offset:
+	// items leave the index as the sweeper drives them, and an offset would
+	// then skip the ones that moved up.
+	if cursor != "" {
+		after, ok := strings.CutPrefix(cursor, "due:")
+		if !ok {
+			return nil, "", access.FieldErrorf("cursor", "is not a cursor of this listing")
+		}
+		all = slices.DeleteFunc(all, func(r access.Request) bool { return key(r) <= after })
+	}
+	limit = pageLimit(limit)
+	if len(all) <= limit {
+		return all, "", nil
+	}
+	return all[:limit], "due:" + key(all[limit-1]), nil
 }
 
 // ListByTicket returns the requests bound to a ticket reference, oldest first.
