@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/jitaccess/jit/internal/access"
 )
@@ -145,9 +146,25 @@ func isNoSuchEntity(err error) bool {
 }
 
 // wrap names the IAM operation and what it acted on; the detail stays in
-// the error chain for the logs.
+// the error chain for the logs. Errors that no retry can cure get a kind
+// the app does not retry and a message that says what to fix; the rest
+// (throttling, 5xx, timeouts) are internal, so they are retried.
 func wrap(err error, op, what string, p access.Principal) error {
-	return access.Wrap(access.KindInternal, err, fmt.Sprintf("iam %s %s for %s", op, what, p))
+	msg := fmt.Sprintf("iam %s %s for %s", op, what, p)
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "LimitExceeded":
+			return access.Wrap(access.KindInvalid, err, msg+": an IAM limit is reached ("+api.ErrorMessage()+"); for inline policies, the principal's total policy size")
+		case "NoSuchEntity":
+			return access.Wrap(access.KindInvalid, err, msg+": it does not exist in IAM ("+api.ErrorMessage()+")")
+		case "MalformedPolicyDocument":
+			return access.Wrap(access.KindInvalid, err, msg+": IAM refuses the policy document ("+api.ErrorMessage()+")")
+		case "AccessDenied", "AccessDeniedException":
+			return access.Wrap(access.KindForbidden, err, msg+": the broker is not allowed to (check PrincipalPath, GrantableGroupPrefix, GrantablePolicyArns and the permissions boundary of the deployment)")
+		}
+	}
+	return access.Wrap(access.KindInternal, err, msg)
 }
 
 // ignoreNoSuchEntity is for revokes: what is not there is already revoked.

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -409,4 +410,40 @@ func TestFaultsSurfaceWithOperation(t *testing.T) {
 			assert.NoError(t, tc.run(f), "only the first call fails")
 		})
 	}
+}
+
+// TestErrorsNoRetryCanCure: IAM errors that retrying cannot fix come back
+// with a kind the app does not retry and a message that says what is
+// wrong; throttling and the like stay internal (retried).
+func TestErrorsNoRetryCanCure(t *testing.T) {
+	g := access.Grant{RequestID: requestID, Provider: access.ProviderIAMGroup, Principal: user, Target: access.Target{Group: groupName}, EndAt: end}
+	for _, tt := range []struct {
+		code     string
+		wantKind access.Kind
+		wantMsg  string
+	}{
+		{"LimitExceeded", access.KindInvalid, "an IAM limit is reached"},
+		{"MalformedPolicyDocument", access.KindInvalid, "refuses the policy document"},
+		{"AccessDenied", access.KindForbidden, "the broker is not allowed to"},
+		{"ServiceFailure", access.KindInternal, "iam AddUserToGroup"},
+	} {
+		t.Run(tt.code, func(t *testing.T) {
+			f := setup(t)
+			f.calls.failNext("AddUserToGroup", &smithy.GenericAPIError{Code: tt.code, Message: "injected"})
+			err := f.providers[access.ProviderIAMGroup].Grant(f.ctx, g)
+			require.Error(t, err)
+			assert.Equal(t, tt.wantKind, access.KindOf(err), "%v", err)
+			assert.Contains(t, err.Error(), tt.wantMsg)
+		})
+	}
+
+	t.Run("a group that does not exist, from moto", func(t *testing.T) {
+		f := setup(t)
+		missing := g
+		missing.Target.Group = "no-such-group"
+		err := f.providers[access.ProviderIAMGroup].Grant(f.ctx, missing)
+		require.Error(t, err)
+		assert.Equal(t, access.KindInvalid, access.KindOf(err), "%v", err)
+		assert.Contains(t, err.Error(), "does not exist in IAM")
+	})
 }
