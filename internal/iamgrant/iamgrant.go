@@ -148,7 +148,7 @@ func isNoSuchEntity(err error) bool {
 // wrap names the IAM operation and what it acted on; the detail stays in
 // the error chain for the logs. Errors that no retry can cure get a kind
 // the app does not retry and a message that says what to fix; the rest
-// (throttling, 5xx, timeouts) are internal, so they are retried.
+// (throttling, 5xx, timeouts, a missing entity) are internal, so retried.
 func wrap(err error, op, what string, p access.Principal) error {
 	msg := fmt.Sprintf("iam %s %s for %s", op, what, p)
 	var api smithy.APIError
@@ -157,7 +157,9 @@ func wrap(err error, op, what string, p access.Principal) error {
 		case "LimitExceeded":
 			return access.Wrap(access.KindInvalid, err, msg+": an IAM limit is reached ("+api.ErrorMessage()+"); for inline policies, the principal's total policy size")
 		case "NoSuchEntity":
-			return access.Wrap(access.KindInvalid, err, msg+": it does not exist in IAM ("+api.ErrorMessage()+")")
+			// Retried all the same: IAM is eventually consistent, and a
+			// group or user made moments ago may not be visible yet.
+			return access.Wrap(access.KindInternal, err, msg+": it does not exist in IAM ("+api.ErrorMessage()+")")
 		case "MalformedPolicyDocument":
 			return access.Wrap(access.KindInvalid, err, msg+": IAM refuses the policy document ("+api.ErrorMessage()+")")
 		case "AccessDenied", "AccessDeniedException":

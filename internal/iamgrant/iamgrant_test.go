@@ -443,7 +443,7 @@ func TestErrorsNoRetryCanCure(t *testing.T) {
 		missing.Target.Group = "no-such-group"
 		err := f.providers[access.ProviderIAMGroup].Grant(f.ctx, missing)
 		require.Error(t, err)
-		assert.Equal(t, access.KindInvalid, access.KindOf(err), "%v", err)
+		assert.Equal(t, access.KindInternal, access.KindOf(err), "retried: IAM is eventually consistent; %v", err)
 		assert.Contains(t, err.Error(), "does not exist in IAM")
 	})
 }
