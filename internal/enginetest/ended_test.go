@@ -148,3 +148,32 @@ func TestRevokeBetweenHoldAndGrant(t *testing.T) {
 	assert.Empty(t, l.Holders)
 	e.requireInvariant(false)
 }
+
+// TestMetrics: the embedded-metric-format counters the alarms and
+// dashboards read: grants, revokes, their failures, and the lag from the end
+// time to the verified removal.
+func TestMetrics(t *testing.T) {
+	e := newEnv(t)
+	r := e.submit(alice, "ops-group", app.SubmitInput{Duration: time.Hour})
+	assert.Equal(t, 1.0, e.m.get("Grants"))
+	e.clock.Set(r.EndAt.Add(90 * time.Second)) // the revoke comes 90 s late
+	require.NoError(t, e.revoke(e.ctx, payload(app.ActionRevoke, r.ID)))
+	assert.Equal(t, 1.0, e.m.get("Revokes"))
+	assert.Equal(t, []time.Duration{90 * time.Second}, e.m.durationsOf("RevokeLag"), "end time to verified removal")
+	assert.Zero(t, e.m.get("RevokeFailures"))
+	assert.Zero(t, e.m.get("GrantFailures"))
+
+	// A revoke that fails, and a grant that does.
+	r = e.submit(bob, "ops-group", app.SubmitInput{Duration: time.Hour})
+	e.faults.add(&fault{op: "RemoveUserFromGroup", kind: faultFail, times: -1})
+	e.clock.Set(r.EndAt)
+	require.Error(t, e.revoke(e.ctx, payload(app.ActionRevoke, r.ID)))
+	assert.Equal(t, 1.0, e.m.get("RevokeFailures"))
+	e.faults.clear()
+	e.faults.add(&fault{op: "AddUserToGroup", kind: faultFail, times: -1})
+	failed, err := e.trySubmit(alice, "ops-group")
+	require.NoError(t, err)
+	assert.Equal(t, access.StatusFailed, failed.Status)
+	assert.Equal(t, 1.0, e.m.get("GrantFailures"))
+	assert.Equal(t, 2.0, e.m.get("Grants"), "a failed grant is not counted as one")
+}

@@ -323,8 +323,9 @@ func survive(fn func()) (died crashPoint) {
 // Metrics
 
 type recorder struct {
-	mu     sync.Mutex
-	counts map[string]float64
+	mu        sync.Mutex
+	counts    map[string]float64
+	durations map[string][]time.Duration
 }
 
 func (r *recorder) Count(_ context.Context, name string, n float64) {
@@ -333,7 +334,20 @@ func (r *recorder) Count(_ context.Context, name string, n float64) {
 	r.counts[name] += n
 }
 
-func (r *recorder) Duration(context.Context, string, time.Duration) {}
+func (r *recorder) Duration(_ context.Context, name string, d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.durations == nil {
+		r.durations = map[string][]time.Duration{}
+	}
+	r.durations[name] = append(r.durations[name], d)
+}
+
+func (r *recorder) durationsOf(name string) []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Duration(nil), r.durations[name]...)
+}
 
 func (r *recorder) get(name string) float64 {
 	r.mu.Lock()
