@@ -43,7 +43,7 @@ func (s *Service) activate(ctx context.Context, r access.Request) (access.Reques
 	if !now.Before(r.EndAt) {
 		// An earlier delivery may have died after granting: undo what this
 		// request holds (withdraw touches nothing it does not hold).
-		return s.failActivation(ctx, r, errors.New("the access window ended before activation"), true)
+		return s.failActivation(ctx, r, errors.New("the access window ended before activation"), undoHeld)
 	}
 	if now.Before(r.StartAt.Add(-access.ScheduleTolerance)) {
 		// Early delivery: make sure the grant fires at the start instead.
@@ -51,7 +51,7 @@ func (s *Service) activate(ctx context.Context, r access.Request) (access.Reques
 	}
 	p, err := s.provider(r.Provider)
 	if err != nil {
-		return s.failActivation(ctx, r, err, false)
+		return s.failActivation(ctx, r, err, undoNothing)
 	}
 	g := r.Grant()
 
@@ -59,12 +59,12 @@ func (s *Service) activate(ctx context.Context, r access.Request) (access.Reques
 	if err := s.retry(ctx, "schedule revoke", func() error {
 		return s.Scheduler.Schedule(ctx, ActionRevoke, r.ID, r.EndAt)
 	}); err != nil {
-		return s.failActivation(ctx, r, fmt.Errorf("create revoke schedule: %w", err), false)
+		return s.failActivation(ctx, r, fmt.Errorf("create revoke schedule: %w", err), undoNothing)
 	}
 
 	// 2. Ledger, then provider.
 	if err := s.retry(ctx, "hold grant", func() error { return s.hold(ctx, p, g) }); err != nil {
-		return s.failActivation(ctx, r, fmt.Errorf("record grant: %w", err), true)
+		return s.failActivation(ctx, r, fmt.Errorf("record grant: %w", err), undoHeld)
 	}
 	// 3. Read back before we call it ACTIVE.
 	if err := s.retry(ctx, "grant", func() error {
@@ -77,7 +77,7 @@ func (s *Service) activate(ctx context.Context, r access.Request) (access.Reques
 		}
 		return err
 	}); err != nil {
-		return s.failActivation(ctx, r, fmt.Errorf("grant %s: %w", g.Provider, err), true)
+		return s.failActivation(ctx, r, fmt.Errorf("grant %s: %w", g.Provider, err), undoGrant)
 	}
 
 	var next access.Request
@@ -124,8 +124,13 @@ func (s *Service) hold(ctx context.Context, p Provider, g access.Grant) error {
 // granted: if a concurrent delivery activated it, fine; if the request was
 // cancelled meanwhile, the access must go again.
 func (s *Service) afterLostActivation(ctx context.Context, r access.Request, p Provider, cause error) (access.Request, error) {
-	cur, err := s.Store.Get(ctx, r.ID)
-	if err != nil {
+	var cur access.Request
+	if err := s.retry(ctx, "read request after lost activation", func() (err error) {
+		cur, err = s.Store.Get(ctx, r.ID)
+		return err
+	}); err != nil {
+		// The revoke schedule and our hold stay; a redelivery or the
+		// end-time revoke withdraws what we hold.
 		return r, errors.Join(cause, err)
 	}
 	switch cur.Status {
@@ -142,7 +147,7 @@ func (s *Service) afterLostActivation(ctx context.Context, r access.Request, p P
 	}
 	// Whatever ended it may have withdrawn our hold between our hold and
 	// our grant: take hold again of what we granted, then withdraw it.
-	err = s.reclaim(ctx, r.Grant())
+	err := s.reclaim(ctx, r.Grant())
 	if err == nil {
 		err = s.withdraw(ctx, p, r.Grant())
 	}
@@ -180,14 +185,30 @@ func (s *Service) reclaim(ctx context.Context, g access.Grant) error {
 	})
 }
 
+// undo says what a failed activation must take back.
+type undo int
+
+const (
+	undoNothing undo = iota // nothing was held or granted
+	undoHeld                // withdraw whatever the request holds
+	// undoGrant: the request held the access and tried to grant it; the
+	// grant may have landed although it reported an error (a lost
+	// response), possibly after a cancel withdrew the hold: take hold again
+	// (reclaim), then withdraw.
+	undoGrant
+)
+
 // failActivation undoes what activation did, removes the revoke schedule,
 // records FAILED and alerts. If undoing fails, the request stays APPROVED
 // with its revoke schedule, so the revoke path still cleans up.
-func (s *Service) failActivation(ctx context.Context, r access.Request, cause error, granted bool) (access.Request, error) {
+func (s *Service) failActivation(ctx context.Context, r access.Request, cause error, u undo) (access.Request, error) {
 	s.Metrics.Count(ctx, "GrantFailures", 1)
 	s.Log.ErrorContext(ctx, "activation failed", "requestId", r.ID, "error", cause)
-	if granted {
+	if u != undoNothing {
 		p, err := s.provider(r.Provider)
+		if err == nil && u == undoGrant {
+			err = s.reclaim(ctx, r.Grant())
+		}
 		if err == nil {
 			err = s.withdraw(ctx, p, r.Grant())
 		}

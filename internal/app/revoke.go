@@ -71,7 +71,7 @@ func (s *Service) Revoke(ctx context.Context, in RevokeInput) (access.Request, e
 		}
 		// The window ended without a verified activation (a crash between
 		// the activation steps): clean up whatever was done, then FAILED.
-		return s.failActivation(ctx, r, fmt.Errorf("the access window ended before activation completed"), true)
+		return s.failActivation(ctx, r, fmt.Errorf("the access window ended before activation completed"), undoHeld)
 	}
 	ev := access.Event{Type: access.EventRevoke, Actor: in.Actor, Privileged: in.Privileged, Comment: in.Reason}
 	if in.Expire {

@@ -177,3 +177,49 @@ func TestMetrics(t *testing.T) {
 	assert.Equal(t, 1.0, e.m.get("GrantFailures"))
 	assert.Equal(t, 2.0, e.m.get("Grants"), "a failed grant is not counted as one")
 }
+
+// cancelThenLoseGrants cancels the request right before its first grant,
+// and makes every grant land in IAM while reporting an error (its response
+// lost), so activation gives up after its retries.
+type cancelThenLoseGrants struct {
+	app.Provider
+	e         *env
+	id        string
+	cancelled bool
+}
+
+func (p *cancelThenLoseGrants) Grant(ctx context.Context, g access.Grant) error {
+	if g.RequestID != p.id {
+		return p.Provider.Grant(ctx, g)
+	}
+	if !p.cancelled {
+		p.cancelled = true
+		_, err := p.e.svc.Cancel(ctx, app.Caller{Identity: alice}, p.id, "changed my mind")
+		require.NoError(p.e.t, err)
+	}
+	if err := p.Provider.Grant(ctx, g); err != nil {
+		return err
+	}
+	return access.Errorf(access.KindInternal, "response lost")
+}
+
+// TestCancelDuringAGrantThatFails: the cancel withdraws the hold before the
+// grant lands; the grant then "fails" (it landed, its answer was lost), and
+// the failed activation must still take that access away.
+func TestCancelDuringAGrantThatFails(t *testing.T) {
+	e := newEnv(t)
+	r := e.submit(alice, "ops-group", app.SubmitInput{StartAt: t0.Add(time.Hour), Duration: time.Hour})
+	require.Equal(t, access.StatusApproved, r.Status)
+	hook := &cancelThenLoseGrants{Provider: e.svc.Providers[access.ProviderIAMGroup], e: e, id: r.ID}
+	e.svc.Providers[access.ProviderIAMGroup] = hook
+
+	e.clock.Set(r.StartAt)
+	_ = e.grant(e.ctx, payload(app.ActionGrant, r.ID))
+	require.True(t, hook.cancelled)
+	assert.Equal(t, access.StatusCancelled, e.get(r.ID).Status)
+	assert.False(t, e.inGroup("alice"), "the grant that landed after the cancel is taken away")
+	l, err := e.store.Ledger(e.ctx, r.Grant().LedgerKey())
+	require.NoError(t, err)
+	assert.Empty(t, l.Holders)
+	e.requireInvariant(false)
+}
