@@ -163,7 +163,12 @@ func addDue(ctx context.Context, w *world, rep int, now time.Time) error {
 		if _, err := ic.AddUserToGroup(ctx, &iam.AddUserToGroupInput{GroupName: aws.String(adminsGroup), UserName: aws.String(user)}); err != nil {
 			return err
 		}
-		_, err := store.HoldGrant(ctx, r.Grant().LedgerKey(), r.ID, false, 0)
+		// As app.hold does: a first hold names the entry's generation.
+		l, err := store.Ledger(ctx, r.Grant().LedgerKey())
+		if err != nil {
+			return err
+		}
+		_, err = store.HoldGrant(ctx, r.Grant().LedgerKey(), r.ID, false, l.Gen)
 		return err
 	})
 }
