@@ -845,14 +845,13 @@ func (r *report) findings() []string {
 		}
 		add("%s; DynamoDB writes come to %s–%s the design minimum: global-secondary-index propagation (%s WRU of %s in the "+
 			"one-approver lifecycle: `byRequester` projects ALL, so every transition rewrites it, and the `due` key changes on "+
-			"most), inbox items inside the transactions, and the grant ledger (hold, release, delete; %s). DynamoDB comes to %s "+
+			"most), inbox items inside the transactions, and the grant ledger (hold and release; entries are kept, so that their generation never goes back; %s). DynamoDB comes to %s "+
 			"per 1,000 one-approver lifecycles; email is %s of that lifecycle's cost.", verdict, x(lo), x(hi),
 			bench.F(one.indexWriteUnits(), 0), bench.F(one.writeUnits(), 0), ledger, bench.Dollars(price.Scale(1000).DynamoDB),
 			fmt.Sprintf("%.0f%%", 100*sesShare))
 		add("**Applied: `withdraw` skips `ReleaseIfShared` when its own ledger read shows it is the only holder** " +
 			"(the common case; the refused conditional writes counted above are what is left). A request that joins in between " +
-			"is re-granted by the \"another request took hold while we revoked\" branch. Still open: `ReleaseGrant` " +
-			"followed by `DeleteItem` could be one conditional `DeleteItem` when the entry holds only this request.")
+			"is re-granted by the \"another request took hold while we revoked\" branch.")
 		reads := map[string]int{}
 		for _, run := range c.Runs {
 			reads[run.Mode] = run.RequestReads
@@ -943,9 +942,8 @@ func (r *report) findings() []string {
 		"lock, so two at once fail with HTTP 500 (\"dictionary changed size during iteration\"); and the copy makes each " +
 		"transaction take time proportional to the table (over 10 s at 20,000 items). This benchmark serializes transactions " +
 		"(`bench.SerializeTransactions`, as the store tests do) and, for the sweeper and the load test, executes them as their " +
-		"individual conditional writes (`bench.EmulateTransactions`) below the counters. The local stack does neither: " +
-		"concurrent `POST /requests` through `make run` fail with HTTP 500 once the SDK's retries run out (`make bench " +
-		"BENCH_ARGS=-stack-load` measures how many; this benchmark submits its 200 revoke-lag grants one at a time for that " +
-		"reason); the stack could install the same serializing middleware on its aws.Config.")
+		"individual conditional writes (`bench.EmulateTransactions`) below the counters. Every moto client of a process, the " +
+		"local stack's included, sends one request at a time (`awstest.SerialClient`), so concurrent `POST /requests` through " +
+		"`make run` queue instead of failing (`make bench BENCH_ARGS=-stack-load` measures that path).")
 	return out
 }
