@@ -142,7 +142,7 @@ func (h *intake) list(w http.ResponseWriter, r *http.Request, c app.Caller) erro
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"requests": views(lists.Mine), "awaitingMyApproval": views(lists.Awaiting), "cursor": lists.Cursor,
+		"requests": views(lists.Mine), "awaitingMyApproval": views(lists.Awaiting), "awaitingMore": lists.AwaitingMore, "cursor": lists.Cursor,
 	})
 	return nil
 }

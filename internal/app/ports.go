@@ -21,8 +21,9 @@ type Store interface {
 	Transition(ctx context.Context, prev, next access.Request, rec access.AuditRecord) error
 	// ListByRequester returns the requester's requests, newest first.
 	ListByRequester(ctx context.Context, requester string, limit int, cursor string) ([]access.Request, string, error)
-	// ListAwaiting returns PENDING requests that approver may decide.
-	ListAwaiting(ctx context.Context, approver string) ([]access.Request, error)
+	// ListAwaiting returns up to limit PENDING requests that approver may
+	// decide, oldest first, and whether the inbox holds more.
+	ListAwaiting(ctx context.Context, approver string, limit int) (reqs []access.Request, more bool, err error)
 	// ListDue returns requests in status whose due time is at or before now,
 	// oldest due first, through the sparse due-work index.
 	ListDue(ctx context.Context, status access.Status, now time.Time, limit int, cursor string) ([]access.Request, string, error)

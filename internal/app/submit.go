@@ -283,8 +283,11 @@ func (s *Service) canSee(caller Caller, r access.Request) bool {
 // Lists is a caller's view of the system.
 type Lists struct {
 	Mine     []access.Request
-	Awaiting []access.Request
-	Cursor   string
+	Awaiting []access.Request // the oldest ones, at most the page size
+	// AwaitingMore: more requests await the caller than Awaiting holds
+	// (they show as the oldest are decided).
+	AwaitingMore bool
+	Cursor       string
 }
 
 // List returns the caller's own requests (paged) and those awaiting their decision.
@@ -296,11 +299,11 @@ func (s *Service) List(ctx context.Context, caller Caller, limit int, cursor str
 	if err != nil {
 		return Lists{}, err
 	}
-	awaiting, err := s.Store.ListAwaiting(ctx, caller.Identity)
+	awaiting, more, err := s.Store.ListAwaiting(ctx, caller.Identity, limit)
 	if err != nil {
 		return Lists{}, err
 	}
-	return Lists{Mine: mine, Awaiting: awaiting, Cursor: next}, nil
+	return Lists{Mine: mine, Awaiting: awaiting, AwaitingMore: more, Cursor: next}, nil
 }
 
 // AuditTrail is a request's records and whether its hash chain verifies.

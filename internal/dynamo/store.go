@@ -427,27 +427,38 @@ func (s *Store) ListByTicket(ctx context.Context, ticket string) ([]access.Reque
 	return reqs, nil
 }
 
-// ListAwaiting returns the PENDING requests that approver may still decide,
-// oldest first: the approver's inbox items, each request read back and
-// checked, so a stale inbox item never shows.
-func (s *Store) ListAwaiting(ctx context.Context, approver string) ([]access.Request, error) {
+// ListAwaiting returns up to limit PENDING requests that approver may still
+// decide, oldest first (inbox keys are request ids, which sort by time):
+// the approver's inbox items, each request read back and checked, so a stale
+// inbox item never shows; more says whether the inbox holds more. Bounded, so
+// that an approver's backlog cannot make every list call read it all.
+func (s *Store) ListAwaiting(ctx context.Context, approver string, limit int) ([]access.Request, bool, error) {
 	if approver == "" {
-		return nil, access.FieldErrorf("approver", "is required")
+		return nil, false, access.FieldErrorf("approver", "is required")
 	}
+	limit = pageLimit(limit)
 	e, err := expression.NewBuilder().
 		WithKeyCondition(expression.Key(AttrPK).Equal(expression.Value(prefixInbox + strings.ToLower(approver)))).
 		WithProjection(expression.NamesList(expression.Name(AttrSK))).
 		Build()
 	if err != nil {
-		return nil, internal(err, "build inbox query")
+		return nil, false, internal(err, "build inbox query")
 	}
-	items, err := s.queryAll(ctx, "ListAwaiting", &dynamodb.QueryInput{
+	in := &dynamodb.QueryInput{
 		TableName: aws.String(s.tables.State), ConsistentRead: aws.Bool(true),
 		KeyConditionExpression: e.KeyCondition(), ProjectionExpression: e.Projection(),
 		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
-	})
+		Limit: aws.Int32(int32(limit + 1)), ReturnConsumedCapacity: s.returnCC(),
+	}
+	out, err := s.db.Query(ctx, in)
 	if err != nil {
-		return nil, internal(err, "query inbox of %s", approver)
+		return nil, false, internal(err, "query inbox of %s", approver)
+	}
+	s.consumed("ListAwaiting.Query", out.ConsumedCapacity)
+	items := out.Items
+	more := len(items) > limit
+	if len(items) > limit {
+		items = items[:limit]
 	}
 	ids := make([]string, 0, len(items))
 	for _, it := range items {
@@ -457,13 +468,13 @@ func (s *Store) ListAwaiting(ctx context.Context, approver string) ([]access.Req
 	}
 	reqs, err := s.batchGet(ctx, "ListAwaiting", ids)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	reqs = slices.DeleteFunc(reqs, func(r access.Request) bool {
 		return r.Status != access.StatusPending || !r.IsApprover(approver) || r.HasDecided(approver)
 	})
 	sortOldestFirst(reqs)
-	return reqs, nil
+	return reqs, more, nil
 }
 
 func sortOldestFirst(reqs []access.Request) {

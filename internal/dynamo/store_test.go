@@ -332,7 +332,7 @@ func TestConsumedCapacity(t *testing.T) {
 	require.NoError(t, st.Create(ctx, r, rec))
 	_, err := st.Get(ctx, r.ID)
 	require.NoError(t, err)
-	_, err = st.ListAwaiting(ctx, "bob")
+	_, _, err = st.ListAwaiting(ctx, "bob", 10)
 	require.NoError(t, err)
 	_, _, err = st.ListDue(ctx, access.StatusPending, storetest.T0.Add(time.Hour), 10, "")
 	require.NoError(t, err)

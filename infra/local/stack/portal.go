@@ -66,6 +66,7 @@ type Role struct {
 type Lists struct {
 	Requests           []Request `json:"requests"`
 	AwaitingMyApproval []Request `json:"awaitingMyApproval"`
+	AwaitingMore       bool      `json:"awaitingMore"`
 	Cursor             string    `json:"cursor"`
 }
 
@@ -137,8 +138,10 @@ type portalData struct {
 	Roles    []Role
 	Mine     []Request
 	Awaiting []Request
-	Form     map[string]string
-	Problem  string
+	// AwaitingMore: more await than the page shows (the oldest come first).
+	AwaitingMore bool
+	Form         map[string]string
+	Problem      string
 }
 
 func (s *Stack) portalData(ctx context.Context, id string) portalData {
@@ -153,7 +156,7 @@ func (s *Stack) portalData(ctx context.Context, id string) portalData {
 	if err := s.callAPI(ctx, id, http.MethodGet, "/requests?limit=100", nil, &lists); err != nil {
 		d.Problem = "GET /requests: " + err.Error()
 	}
-	d.Roles, d.Mine, d.Awaiting = cat.Roles, lists.Requests, lists.AwaitingMyApproval
+	d.Roles, d.Mine, d.Awaiting, d.AwaitingMore = cat.Roles, lists.Requests, lists.AwaitingMyApproval, lists.AwaitingMore
 	return d
 }
 

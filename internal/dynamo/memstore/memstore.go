@@ -252,11 +252,11 @@ func (s *Store) ListByRequester(_ context.Context, requester string, limit int, 
 	return page(all, limit, cursor)
 }
 
-// ListAwaiting returns the PENDING requests that approver may still decide,
-// oldest first.
-func (s *Store) ListAwaiting(_ context.Context, approver string) ([]access.Request, error) {
+// ListAwaiting returns up to limit PENDING requests that approver may still
+// decide, oldest first, and whether there are more.
+func (s *Store) ListAwaiting(_ context.Context, approver string, limit int) ([]access.Request, bool, error) {
 	if approver == "" {
-		return nil, access.FieldErrorf("approver", "is required")
+		return nil, false, access.FieldErrorf("approver", "is required")
 	}
 	s.mu.Lock()
 	var out []access.Request
@@ -270,7 +270,10 @@ func (s *Store) ListAwaiting(_ context.Context, approver string) ([]access.Reque
 	slices.SortFunc(out, func(a, b access.Request) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})
-	return out, nil
+	if limit = pageLimit(limit); len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
 }
 
 // ListDue returns requests in status whose due time is at or before now,

@@ -180,8 +180,9 @@ func testRoundTripEveryField(t *testing.T, s app.Store) {
 	due, _, err := s.ListDue(ctx(t), access.StatusPending, r.ApprovalDeadline, 10, "")
 	require.NoError(t, err)
 	require.Equal(t, []access.Request{r}, due)
-	awaiting, err := s.ListAwaiting(ctx(t), "carol@example.com")
+	awaiting, more, err := s.ListAwaiting(ctx(t), "carol@example.com", 10)
 	require.NoError(t, err)
+	require.False(t, more)
 	require.Equal(t, []access.Request{r}, awaiting)
 }
 
@@ -611,8 +612,9 @@ func testListByTicket(t *testing.T, s app.Store) {
 func testListAwaiting(t *testing.T, s app.Store) {
 	awaiting := func(approver string) []string {
 		t.Helper()
-		rs, err := s.ListAwaiting(ctx(t), approver)
+		rs, more, err := s.ListAwaiting(ctx(t), approver, 10)
 		require.NoError(t, err)
+		require.False(t, more)
 		for _, r := range rs {
 			require.Equal(t, access.StatusPending, r.Status)
 		}
@@ -633,6 +635,12 @@ func testListAwaiting(t *testing.T, s app.Store) {
 	require.Equal(t, []string{"req-1"}, awaiting("carol"))
 	require.Equal(t, []string{}, awaiting("alice"), "the requester never approves their own request")
 	require.Equal(t, []string{}, awaiting("mallory"))
+
+	// The inbox is bounded: the oldest first, and a flag for the rest.
+	page, more, err := s.ListAwaiting(ctx(t), "bob", 1)
+	require.NoError(t, err)
+	require.True(t, more)
+	require.Equal(t, []string{"req-1"}, ids(page))
 
 	// bob decides; the request stays PENDING (quorum 2) but not for him.
 	r1 = Apply(t, s, r1, access.Event{Type: access.EventApprove, Actor: "bob"}, T0.Add(time.Minute))
@@ -781,7 +789,7 @@ func testInvalidInput(t *testing.T, s app.Store) {
 		{"due without status", func() error { _, _, err := s.ListDue(c, "", T0, 1, ""); return err }},
 		{"requester empty", func() error { _, _, err := s.ListByRequester(c, "", 1, ""); return err }},
 		{"ticket empty", func() error { _, err := s.ListByTicket(c, ""); return err }},
-		{"approver empty", func() error { _, err := s.ListAwaiting(c, ""); return err }},
+		{"approver empty", func() error { _, _, err := s.ListAwaiting(c, "", 10); return err }},
 		{"hold without request", func() error { _, err := s.HoldGrant(c, "k", "", false, 0); return err }},
 		{"release without key", func() error { _, err := s.ReleaseGrant(c, "", "r"); return err }},
 		{"token empty", func() error { return s.ConsumeToken(c, "", T0) }},

@@ -628,7 +628,7 @@ func (r *report) writeAPI(b *strings.Builder) {
 	fmt.Fprintf(b, "Path: %s. The same handler chain the local gateway serves (`api.Gateway` turns each HTTP request into the "+
 		"HTTP API v2 event, claims from a header standing in for the JWT authorizer). `POST /requests` creates a one-approver "+
 		"request (one transaction, one approval email); `GET /requests?limit=50` lists the caller's own requests (the "+
-		"requesters alternate; the table is reset after the POSTs and holds %d requests of each, as moto answers every query by scanning the whole table) and their (empty) awaiting-approval inbox; the approver's own `GET /requests` reads every request awaiting her. One unmeasured request "+
+		"requesters alternate; the table is reset after the POSTs and holds %d requests of each, as moto answers every query by scanning the whole table) and their (empty) awaiting-approval inbox; the approver's own `GET /requests` reads the oldest 50 of the requests awaiting her. One unmeasured request "+
 		"first. Latency is per request at the client, p50/p99 by linear interpolation. moto cannot take concurrent transactions "+
 		"and copies the whole table in each (see findings), so this benchmark's SDK clients send `TransactWriteItems` one at a "+
 		"time, as individual conditional writes; everything else runs at the stated concurrency. The latencies are moto's "+
@@ -901,10 +901,10 @@ func (r *report) findings() []string {
 	if l := r.Load; l != nil {
 		for _, e := range l.Endpoints {
 			if strings.Contains(e.Name, "approver") {
-				add("**`GET /requests` reads every request awaiting the caller, whatever `limit` says:** `ListAwaiting` queries "+
-					"the whole inbox and batch-reads each request (%s RRU and %s DynamoDB calls per call with %d awaiting, %s ms "+
-					"p50 here). Cost and latency grow with the approver's backlog without bound; page the inbox (a `limit` and "+
-					"cursor of its own) or cap it.", bench.F(e.ReadsPerReq, 1), bench.F(e.CallsPerReq["DynamoDB"], 0), awaitingApprover, ms(e.Lat.P50))
+				add("**`GET /requests` reads at most `limit` (here 50) of the requests awaiting the caller:** `ListAwaiting` "+
+					"queries the oldest `limit`+1 inbox items and batch-reads those (%s RRU and %s DynamoDB calls per call with %d "+
+					"awaiting, %s ms p50 here), and says whether more wait (`awaitingMore`); the cost is bounded by the page, not "+
+					"by the approver's backlog.", bench.F(e.ReadsPerReq, 1), bench.F(e.CallsPerReq["DynamoDB"], 0), awaitingApprover, ms(e.Lat.P50))
 			}
 		}
 	}
