@@ -601,30 +601,39 @@ func (s *Store) HoldGrant(ctx context.Context, key, requestID string, preExistin
 		WithUpdate(add()).
 		WithCondition(expression.AttributeExists(holders))
 	for _, b := range []expression.Builder{first, join} {
-		e, err := b.Build()
-		if err != nil {
-			return access.Ledger{Key: key}, internal(err, "build hold of %s", key)
+		l, ok, err := s.updateLedger(ctx, "HoldGrant", key, b)
+		if err != nil || ok {
+			return l, err
 		}
-		out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName: aws.String(s.tables.State), Key: grantKey(key),
-			UpdateExpression: e.Update(), ConditionExpression: e.Condition(),
-			ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
-			ReturnValues: types.ReturnValueAllNew, ReturnConsumedCapacity: s.returnCC(),
-		})
-		if isConditionFailed(err) {
-			continue
-		}
-		if err != nil {
-			return access.Ledger{Key: key}, internal(err, "hold grant %s for %s", key, requestID)
-		}
-		s.consumed("HoldGrant.UpdateItem", out.ConsumedCapacity)
-		l, err := unmarshalLedger(key, out.Attributes)
-		if err != nil {
-			return access.Ledger{Key: key}, internal(err, "read grant %s", key)
-		}
-		return l, nil
 	}
 	return access.Ledger{Key: key}, access.Errorf(access.KindConflict, "grant %s changed since it was read; read it again", key)
+}
+
+// updateLedger applies one conditional update to a ledger entry and returns
+// the entry after; ok is false when the condition did not hold.
+func (s *Store) updateLedger(ctx context.Context, op, key string, b expression.Builder) (l access.Ledger, ok bool, err error) {
+	l = access.Ledger{Key: key}
+	e, err := b.Build()
+	if err != nil {
+		return l, false, internal(err, "build %s of %s", op, key)
+	}
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.tables.State), Key: grantKey(key),
+		UpdateExpression: e.Update(), ConditionExpression: e.Condition(),
+		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
+		ReturnValues: types.ReturnValueAllNew, ReturnConsumedCapacity: s.returnCC(),
+	})
+	if isConditionFailed(err) {
+		return l, false, nil
+	}
+	if err != nil {
+		return l, false, internal(err, "%s %s", op, key)
+	}
+	s.consumed(op+".UpdateItem", out.ConsumedCapacity)
+	if l, err = unmarshalLedger(key, out.Attributes); err != nil {
+		return access.Ledger{Key: key}, false, internal(err, "read grant %s", key)
+	}
+	return l, true, nil
 }
 
 // ReleaseGrant removes requestID from the holders of key (idempotent) and
@@ -635,31 +644,13 @@ func (s *Store) ReleaseGrant(ctx context.Context, key, requestID string) (access
 	if key == "" || requestID == "" {
 		return access.Ledger{Key: key}, access.Errorf(access.KindInvalid, "a ledger key and a request id are required")
 	}
-	e, err := expression.NewBuilder().
+	l, ok, err := s.updateLedger(ctx, "ReleaseGrant", key, expression.NewBuilder().
 		WithUpdate(expression.Delete(expression.Name(AttrHolders), stringSet(requestID)).Add(expression.Name(AttrGen), expression.Value(1))).
-		WithCondition(expression.Contains(expression.Name(AttrHolders), requestID)).
-		Build()
-	if err != nil {
-		return access.Ledger{Key: key}, internal(err, "build release of %s", key)
-	}
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(s.tables.State), Key: grantKey(key),
-		UpdateExpression: e.Update(), ConditionExpression: e.Condition(),
-		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
-		ReturnValues: types.ReturnValueAllNew, ReturnConsumedCapacity: s.returnCC(),
-	})
-	if isConditionFailed(err) {
+		WithCondition(expression.Contains(expression.Name(AttrHolders), requestID)))
+	if err == nil && !ok {
 		return s.Ledger(ctx, key) // not a holder (any more): nothing to do
 	}
-	if err != nil {
-		return access.Ledger{Key: key}, internal(err, "release grant %s for %s", key, requestID)
-	}
-	s.consumed("ReleaseGrant.UpdateItem", out.ConsumedCapacity)
-	l, err := unmarshalLedger(key, out.Attributes)
-	if err != nil {
-		return access.Ledger{Key: key}, internal(err, "read grant %s", key)
-	}
-	return l, nil
+	return l, err
 }
 
 // ReleaseIfShared removes requestID from the holders of key only while
@@ -670,32 +661,13 @@ func (s *Store) ReleaseIfShared(ctx context.Context, key, requestID string) (acc
 		return access.Ledger{Key: key}, false, access.Errorf(access.KindInvalid, "a ledger key and a request id are required")
 	}
 	holders := expression.Name(AttrHolders)
-	e, err := expression.NewBuilder().
+	l, ok, err := s.updateLedger(ctx, "ReleaseIfShared", key, expression.NewBuilder().
 		WithUpdate(expression.Delete(holders, stringSet(requestID)).Add(expression.Name(AttrGen), expression.Value(1))).
-		WithCondition(expression.Contains(holders, requestID).And(expression.Size(holders).GreaterThan(expression.Value(1)))).
-		Build()
-	if err != nil {
-		return access.Ledger{Key: key}, false, internal(err, "build shared release of %s", key)
+		WithCondition(expression.Contains(holders, requestID).And(expression.Size(holders).GreaterThan(expression.Value(1)))))
+	if err == nil && !ok {
+		l, err = s.Ledger(ctx, key)
 	}
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(s.tables.State), Key: grantKey(key),
-		UpdateExpression: e.Update(), ConditionExpression: e.Condition(),
-		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
-		ReturnValues: types.ReturnValueAllNew, ReturnConsumedCapacity: s.returnCC(),
-	})
-	if isConditionFailed(err) {
-		l, err := s.Ledger(ctx, key)
-		return l, false, err
-	}
-	if err != nil {
-		return access.Ledger{Key: key}, false, internal(err, "release shared grant %s for %s", key, requestID)
-	}
-	s.consumed("ReleaseIfShared.UpdateItem", out.ConsumedCapacity)
-	l, err := unmarshalLedger(key, out.Attributes)
-	if err != nil {
-		return access.Ledger{Key: key}, false, internal(err, "read grant %s", key)
-	}
-	return l, true, nil
+	return l, ok, err
 }
 
 // Ledger reads an entry; a missing entry is an empty Ledger.
