@@ -198,12 +198,23 @@ const (
 	undoGrant
 )
 
-// failActivation undoes what activation did, removes the revoke schedule,
-// records FAILED and alerts. If undoing fails, the request stays APPROVED
-// with its revoke schedule, so the revoke path still cleans up.
+// failActivation records FAILED, then undoes what activation did, removes
+// the revoke schedule and tells the requester and admins. FAILED comes
+// first: a duplicate delivery still activating the same request then loses
+// its ACTIVE write and cleans up after itself, instead of finishing on
+// access this undo has just taken away (and without a revoke schedule). If
+// undoing fails, the revoke schedule stays: the end-time revoke withdraws
+// whatever a FAILED request still holds.
 func (s *Service) failActivation(ctx context.Context, r access.Request, cause error, u undo) (access.Request, error) {
 	s.Metrics.Count(ctx, "GrantFailures", 1)
 	s.Log.ErrorContext(ctx, "activation failed", "requestId", r.ID, "error", cause)
+	next, activated, err := s.recordFailed(ctx, r, cause)
+	if err != nil {
+		return r, errors.Join(cause, err)
+	}
+	if activated {
+		return next, nil // another delivery activated it: its hold and schedule stand
+	}
 	if u != undoNothing {
 		p, err := s.provider(r.Provider)
 		if err == nil && u == undoGrant {
@@ -213,19 +224,39 @@ func (s *Service) failActivation(ctx context.Context, r access.Request, cause er
 			err = s.withdraw(ctx, p, r.Grant())
 		}
 		if err != nil {
-			s.alertAdmins(ctx, r, fmt.Sprintf("activation failed (%v) and undoing it failed (%v); the revoke schedule stays", cause, err))
-			return r, errors.Join(cause, err)
+			s.alertAdmins(ctx, next, fmt.Sprintf("activation failed (%v) and undoing it failed (%v); access may remain until the revoke schedule, which stays, removes it", cause, err))
+			return next, errors.Join(cause, err)
 		}
 	}
 	if err := s.Scheduler.Unschedule(ctx, ActionRevoke, r.ID); err != nil {
 		s.Log.WarnContext(ctx, "unschedule revoke after failed activation", "requestId", r.ID, "error", err)
 	}
-	next, err := s.applyTo(ctx, r, access.Event{Type: access.EventActivationFailed, Actor: ActorGrant, Error: cause.Error(), Comment: "activation failed; nothing left granted"})
-	if err != nil {
-		return r, errors.Join(cause, err)
+	if next.Status == access.StatusFailed {
+		s.notify(ctx, access.Notice{Kind: access.NoticeFailed, To: append([]string{r.Requester}, s.admins()...), Request: next, Detail: cause.Error()})
 	}
-	s.notify(ctx, access.Notice{Kind: access.NoticeFailed, To: append([]string{r.Requester}, s.admins()...), Request: next, Detail: cause.Error()})
 	return next, nil
+}
+
+// recordFailed writes FAILED, re-reading after a lost race: activated is
+// set when another delivery made the request ACTIVE meanwhile; a request
+// that ended otherwise (a cancel) is returned as it is, still to be undone.
+func (s *Service) recordFailed(ctx context.Context, r access.Request, cause error) (next access.Request, activated bool, err error) {
+	ev := access.Event{Type: access.EventActivationFailed, Actor: ActorGrant, Error: cause.Error(), Comment: "activation failed; what it did is undone"}
+	for range 5 {
+		if next, err = s.applyTo(ctx, r, ev); !access.IsKind(err, access.KindConflict) {
+			return next, false, err
+		}
+		if r, err = s.Store.Get(ctx, r.ID); err != nil {
+			return r, false, err
+		}
+		switch {
+		case r.Status == access.StatusActive:
+			return r, true, nil
+		case r.Status.Terminal():
+			return r, false, nil
+		}
+	}
+	return r, false, err
 }
 
 // withdraw removes this request's hold on the access, and the access
@@ -238,6 +269,20 @@ func (s *Service) failActivation(ctx context.Context, r access.Request, cause er
 // ours in IAM; and no request ever mistakes our leftover access for
 // pre-existing, as it never sees an empty entry while the access is ours.
 func (s *Service) withdraw(ctx context.Context, p Provider, g access.Grant) error {
+	return s.withdrawAccess(ctx, p, g, false)
+}
+
+// withdrawKeepingHold is withdraw for a request cancelled while it may still
+// be activating: as its sole holder it removes the access but keeps its
+// hold, so that an activation still in flight finds the hold (and not an
+// empty entry that a new first holder would read as pre-existing once that
+// activation's grant lands). The end-time revoke, whose schedule stays,
+// releases the hold.
+func (s *Service) withdrawKeepingHold(ctx context.Context, p Provider, g access.Grant) error {
+	return s.withdrawAccess(ctx, p, g, true)
+}
+
+func (s *Service) withdrawAccess(ctx context.Context, p Provider, g access.Grant, keepSoleHold bool) error {
 	key := g.LedgerKey()
 	var l access.Ledger
 	if err := s.retry(ctx, "read grant", func() (err error) {
@@ -254,7 +299,11 @@ func (s *Service) withdraw(ctx context.Context, p Provider, g access.Grant) erro
 	if l.PreExisting {
 		return s.release(ctx, key, g.RequestID, nil)
 	}
-	if len(l.Holders) > 1 {
+	shared, err := s.heldByOthers(ctx, l, g.RequestID)
+	if err != nil {
+		return err
+	}
+	if shared {
 		var released bool
 		if err := s.retry(ctx, "release shared grant", func() (err error) {
 			l, released, err = s.Store.ReleaseIfShared(ctx, key, g.RequestID)
@@ -269,14 +318,52 @@ func (s *Service) withdraw(ctx context.Context, p Provider, g access.Grant) erro
 	if err := s.removeAccess(ctx, p, g); err != nil {
 		return err
 	}
-	return s.release(ctx, key, g.RequestID, func(after access.Ledger) error {
-		if !after.Held(g.RequestID) {
-			return nil
+	regrant := func(after access.Ledger) error {
+		if held, err := s.heldByOthers(ctx, after, g.RequestID); err != nil || !held {
+			return err
 		}
 		// Another request took hold while we revoked: give its access back.
 		s.Log.WarnContext(ctx, "re-granting for an overlapping request", "requestId", g.RequestID, "holders", after.Holders)
 		return s.retry(ctx, "re-grant", func() error { return p.Grant(ctx, g) })
-	})
+	}
+	if keepSoleHold {
+		var after access.Ledger
+		if err := s.retry(ctx, "read grant", func() (err error) {
+			after, err = s.Store.Ledger(ctx, key)
+			return err
+		}); err != nil {
+			return err
+		}
+		return regrant(after)
+	}
+	return s.release(ctx, key, g.RequestID, regrant)
+}
+
+// heldByOthers reports whether a request other than self holds the access
+// and is still live (APPROVED or ACTIVE). The hold of an ended request is
+// stale: a request cancelled while activating keeps its hold (see
+// withdrawKeepingHold) until its end-time revoke, and must not keep the
+// access alive for others, nor make a revoke grant it back.
+func (s *Service) heldByOthers(ctx context.Context, l access.Ledger, self string) (bool, error) {
+	for _, h := range l.Holders {
+		if h == self {
+			continue
+		}
+		var r access.Request
+		err := s.retry(ctx, "read holder", func() (err error) {
+			r, err = s.Store.Get(ctx, h)
+			return err
+		})
+		switch {
+		case access.IsKind(err, access.KindNotFound):
+			continue
+		case err != nil:
+			return false, err
+		case !r.Status.Terminal():
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (s *Service) release(ctx context.Context, key, id string, then func(access.Ledger) error) error {

@@ -89,23 +89,27 @@ func (s *Service) Revoke(ctx context.Context, in RevokeInput) (access.Request, e
 		return s.revokeFailed(ctx, r, in, err)
 	}
 
+	// The access is gone; record it, re-reading after lost races (a drift
+	// or revoke-failed record written meanwhile) for as long as it is ACTIVE.
 	next, err := s.applyTo(ctx, r, ev)
-	if err != nil {
+	for attempt := 0; err != nil && attempt < 5; attempt++ {
 		cur, gerr := s.Store.Get(ctx, r.ID)
-		if gerr == nil && cur.Status.Terminal() {
-			if !in.Expire {
-				// Something else ended it first (this revoke's withdraw
-				// was harmless): it is not this actor's revoke.
-				return cur, access.Errorf(access.KindConflict, "request became %s meanwhile", cur.Status)
-			}
+		switch {
+		case gerr != nil:
+			return r, errors.Join(err, gerr)
+		case cur.Status.Terminal() && in.Expire:
 			return cur, nil // a concurrent delivery finished first
-		}
-		if gerr == nil && cur.Status == access.StatusActive {
-			next, err = s.applyTo(ctx, cur, ev)
-		}
-		if err != nil {
+		case cur.Status.Terminal():
+			// Something else ended it first (this revoke's withdraw was
+			// harmless): it is not this actor's revoke.
+			return cur, access.Errorf(access.KindConflict, "request became %s meanwhile", cur.Status)
+		case cur.Status != access.StatusActive:
 			return r, err
 		}
+		next, err = s.applyTo(ctx, cur, ev)
+	}
+	if err != nil {
+		return r, err
 	}
 	if !in.Expire {
 		if err := s.Scheduler.Unschedule(ctx, ActionRevoke, r.ID); err != nil {
@@ -138,7 +142,12 @@ func (s *Service) revokeFailed(ctx context.Context, r access.Request, in RevokeI
 	if err != nil {
 		next = r
 	}
-	s.alertAdmins(ctx, next, fmt.Sprintf("revoking access failed (attempt %d): %v", next.RevokeAttempts, cause))
+	// Alert on the first failure and then on attempts 2, 4, 8, ...: the
+	// sweeper retries every five minutes, and a mail each time would drown
+	// the admins (the RevokeFailures alarm fires on every failure).
+	if n := next.RevokeAttempts; n <= 1 || n&(n-1) == 0 {
+		s.alertAdmins(ctx, next, fmt.Sprintf("revoking access failed (attempt %d): %v", n, cause))
+	}
 	return next, access.Wrap(access.KindInternal, cause, "revoke failed; it stays active and will be retried")
 }
 
@@ -176,20 +185,36 @@ func (s *Service) EndWork(ctx context.Context, ev TicketEvent) ([]access.Request
 	var out []access.Request
 	var errs []error
 	for _, r := range rs {
-		var err error
-		switch r.Status {
-		case access.StatusActive:
-			r, err = s.Revoke(ctx, RevokeInput{RequestID: r.ID, Actor: actor, Privileged: true, Reason: reason})
-		case access.StatusPending, access.StatusApproved:
-			r, err = s.cancel(ctx, actor, true, r.ID, reason)
-		default:
+		if r.Status.Terminal() {
 			continue
 		}
-		if access.IsKind(err, access.KindConflict) {
-			continue // it ended (or moved on) meanwhile: nothing left for this event
+		id := r.ID
+		var err error
+		// A request may move on between the listing and our call (an
+		// activation commits ACTIVE, say): look again, a few times, and
+		// stop only once it has ended.
+		for range 3 {
+			switch r.Status {
+			case access.StatusActive:
+				r, err = s.Revoke(ctx, RevokeInput{RequestID: id, Actor: actor, Privileged: true, Reason: reason})
+			case access.StatusPending, access.StatusApproved:
+				r, err = s.cancel(ctx, actor, true, id, reason)
+			}
+			if !access.IsKind(err, access.KindConflict) {
+				break
+			}
+			cur, gerr := s.Store.Get(ctx, id)
+			if gerr != nil {
+				err = gerr
+				break
+			}
+			if r = cur; r.Status.Terminal() {
+				err = nil // ended meanwhile: nothing left for this event
+				break
+			}
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", r.ID, err))
+			errs = append(errs, fmt.Errorf("%s: %w", id, err))
 		}
 		out = append(out, r)
 	}

@@ -255,7 +255,7 @@ func (s *Service) cancel(ctx context.Context, actor string, privileged bool, id,
 func (s *Service) releaseCancelled(ctx context.Context, r access.Request) {
 	p, err := s.provider(r.Provider)
 	if err == nil {
-		err = s.withdraw(ctx, p, r.Grant())
+		err = s.withdrawKeepingHold(ctx, p, r.Grant())
 	}
 	if err != nil {
 		s.Log.ErrorContext(ctx, "release access of a cancelled request", "requestId", r.ID, "error", err)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -175,20 +176,24 @@ func Config(url string) aws.Config {
 // iteration"). AWS APIs are atomic per request; moto is, one request at a
 // time. Callers still run concurrently, so races between their steps stay.
 func SerialClient(url string, next aws.HTTPClient) aws.HTTPClient {
-	mu, _ := serverLocks.LoadOrStore(url, &sync.Mutex{})
-	return &serialClient{mu: mu.(*sync.Mutex), next: next}
+	turn, _ := serverTurns.LoadOrStore(strings.TrimRight(url, "/"), make(chan struct{}, 1))
+	return &serialClient{turn: turn.(chan struct{}), next: next}
 }
 
-var serverLocks sync.Map // moto URL -> *sync.Mutex
+var serverTurns sync.Map // moto URL -> a one-slot channel: whose turn it is
 
 type serialClient struct {
-	mu   *sync.Mutex
+	turn chan struct{}
 	next aws.HTTPClient
 }
 
 func (s *serialClient) Do(r *http.Request) (*http.Response, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	select { // wait for the turn, or give up with the request's context
+	case s.turn <- struct{}{}:
+	case <-r.Context().Done():
+		return nil, r.Context().Err()
+	}
+	defer func() { <-s.turn }()
 	resp, err := s.next.Do(r)
 	if err != nil {
 		return resp, err

@@ -1,6 +1,7 @@
 package awstest
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -53,6 +54,17 @@ func TestSerialClientOneRequestAtATime(t *testing.T) {
 	assert.Equal(t, int32(1), most.Load(), "one request at a time")
 
 	other := SerialClient(srv.URL+"/other", srv.Client())
-	assert.NotSame(t, a.(*serialClient).mu, other.(*serialClient).mu, "another server has its own lock")
-	assert.Same(t, a.(*serialClient).mu, b.(*serialClient).mu)
+	assert.NotEqual(t, a.(*serialClient).turn, other.(*serialClient).turn, "another server has its own turn")
+	assert.Equal(t, a.(*serialClient).turn, b.(*serialClient).turn)
+	assert.Equal(t, a.(*serialClient).turn, SerialClient(srv.URL+"/", srv.Client()).(*serialClient).turn, "one server, however spelt")
+
+	// A caller waiting for its turn gives up with its context.
+	a.(*serialClient).turn <- struct{}{} // someone else's request in flight
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	require.NoError(t, err)
+	_, err = b.Do(req)
+	assert.ErrorIs(t, err, context.Canceled)
+	<-a.(*serialClient).turn
 }

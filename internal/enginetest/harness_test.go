@@ -695,8 +695,8 @@ func (e *env) told(to, prefix, id string) bool {
 // invariant checks, for every request the system created:
 //   - no access is in IAM unless an ACTIVE request holds it (or the
 //     principal had it before any request). With wayOut, access may also
-//     belong to an APPROVED request whose activation died midway, as long
-//     as that request's revoke schedule is there to take it away;
+//     belong to an APPROVED request whose activation died midway, or to a
+//     FAILED or CANCELLED one whose undo failed, while its revoke schedule is there to take it away;
 //   - every ACTIVE request has a revoke path: its revoke schedule in moto,
 //     or its entry in the sweeper's due index at its end time.
 //
@@ -733,7 +733,10 @@ func (e *env) invariant(wayOut bool) []string {
 			switch {
 			case r.Status == access.StatusActive:
 				ok = true
-			case wayOut && r.Status == access.StatusApproved && e.hasSchedule(app.ActionRevoke, r.ID):
+			case wayOut && (r.Status == access.StatusApproved || r.Status == access.StatusFailed || r.Status == access.StatusCancelled) &&
+				e.hasSchedule(app.ActionRevoke, r.ID):
+				// an activation that stopped midway, or an undo that failed:
+				// the revoke schedule will take it away
 				ok = true
 			}
 		}

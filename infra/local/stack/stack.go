@@ -274,10 +274,12 @@ func Start(ctx context.Context, opt Options) (s *Stack, err error) {
 		IdentityClaim: "email", AWSEndpoint: s.moto.url,
 	}
 	fnCfg := s.awsCfg.Copy()
-	fnCfg.APIOptions = append(slices.Clone(fnCfg.APIOptions), s.countSends)
+	fnCfg.APIOptions = slices.Clone(fnCfg.APIOptions)
 	if opt.ConfigureAWS != nil {
 		opt.ConfigureAWS(&fnCfg)
 	}
+	// After ConfigureAWS, so that no configuration can drop it.
+	fnCfg.APIOptions = append(fnCfg.APIOptions, s.countSends)
 	var m app.Metrics = metrics.New(io.Discard, wire.MetricsNamespace, nil)
 	if opt.Metrics != nil {
 		m = opt.Metrics

@@ -22,6 +22,8 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+
+	"github.com/jitaccess/jit/internal/awstest"
 )
 
 // Sent is one email moto accepted.
@@ -51,12 +53,17 @@ type snapshot struct {
 	} `json:"ses"`
 }
 
-var client = &http.Client{Timeout: 10 * time.Second}
-
 // SentMessages returns the mail moto at motoURL has accepted: simple
-// messages first, then raw ones, each in the order they were sent.
+// messages first, then raw ones, each in the order they were sent. It waits
+// its turn with every other client of that server (awstest.SerialClient):
+// reading moto's whole state while it writes can fail.
 func SentMessages(motoURL string) ([]Sent, error) {
-	resp, err := client.Get(strings.TrimRight(motoURL, "/") + "/moto-api/data.json")
+	client := awstest.SerialClient(motoURL, &http.Client{Timeout: 10 * time.Second})
+	req, err := http.NewRequest(http.MethodGet, strings.TrimRight(motoURL, "/")+"/moto-api/data.json", nil)
+	if err != nil {
+		return nil, fmt.Errorf("read moto data: %w", err)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("read moto data: %w", err)
 	}
