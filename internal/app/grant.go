@@ -314,6 +314,12 @@ func (s *Service) withdrawAccess(ctx context.Context, p Provider, g access.Grant
 		if released {
 			return nil // another request still holds it
 		}
+		if !slices.Contains(l.Holders, g.RequestID) {
+			// A concurrent try of this same request (a duplicate delivery)
+			// let go first: the rest is its to do, not ours. Going on would
+			// take away access the other holder still has.
+			return nil
+		}
 	}
 	if err := s.removeAccess(ctx, p, g); err != nil {
 		return err

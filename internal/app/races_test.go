@@ -204,3 +204,57 @@ func TestRaceReclaimLosesToPreExistingLook(t *testing.T) {
 	t.Logf("ledger end: %+v iam=%v", l, e.iam.Has(a.Grant()))
 	assert.False(t, e.iam.Has(a.Grant()), "alice had no access before either request")
 }
+
+// duplicateReleaseStore runs a whole second revoke of the same request
+// inside the first one's ReleaseIfShared, as a duplicate delivery at once.
+type duplicateReleaseStore struct {
+	app.Store
+	dup  func()
+	done bool
+}
+
+func (s *duplicateReleaseStore) ReleaseIfShared(ctx context.Context, key, id string) (access.Ledger, bool, error) {
+	if !s.done {
+		s.done = true
+		s.dup()
+	}
+	return s.Store.ReleaseIfShared(ctx, key, id)
+}
+
+// countingRevokes counts the provider's revokes.
+type countingRevokes struct {
+	*apptest.Provider
+	n int
+}
+
+func (p *countingRevokes) Revoke(ctx context.Context, g access.Grant) error {
+	p.n++
+	return p.Provider.Revoke(ctx, g)
+}
+
+// TestRaceDuplicateRevokeOfASharedGrant: two deliveries of A's revoke at
+// once, while B holds the same access: the one that loses the shared release
+// must not go on to remove the access B still holds.
+func TestRaceDuplicateRevokeOfASharedGrant(t *testing.T) {
+	e := newEnv(t)
+	a := e.submit(t, alice, app.SubmitInput{RoleID: "auto", Duration: time.Hour})
+	e.clock.Advance(10 * time.Minute)
+	b := e.submit(t, alice, app.SubmitInput{RoleID: "auto", Duration: time.Hour})
+	require.Equal(t, access.StatusActive, b.Status)
+	cr := &countingRevokes{Provider: e.iam}
+	setProv(e, cr)
+	e.clock.Set(a.EndAt)
+	e.svc.Store = &duplicateReleaseStore{Store: e.store, dup: func() {
+		_, err := e.svc.Expire(ctx(), a.ID)
+		require.NoError(t, err)
+	}}
+
+	_, err := e.svc.Expire(ctx(), a.ID)
+	require.NoError(t, err)
+	assert.Zero(t, cr.n, "B's access was never taken away")
+	assert.True(t, e.iam.Has(b.Grant()))
+	got, _ := e.store.Get(ctx(), a.ID)
+	assert.Equal(t, access.StatusExpired, got.Status)
+	l, _ := e.store.Ledger(ctx(), b.Grant().LedgerKey())
+	assert.Equal(t, []string{b.ID}, l.Holders)
+}
