@@ -177,7 +177,8 @@ window, the revoke schedule at the end, or the sweeper after the end.
 
 Invariant, checked after the fault and after re-delivery: no access in IAM without
 an ACTIVE request (right after a crash, an APPROVED request may hold access as
-long as its revoke schedule is there: "way out kept"), and every ACTIVE request has
+long as its revoke schedule is there: "way out kept"; so may a FAILED one whose
+undo failed), and every ACTIVE request has
 a revoke path (its revoke schedule, or its entry in the sweeper's due index).
 "revoke schedule present" after EXPIRED is moto's doing: the real Scheduler deletes
 a one-shot schedule after it fires (ActionAfterCompletion DELETE); moto never fires
