@@ -213,9 +213,12 @@ type Stats struct {
 }
 
 // CallFaultsTotal is the number of calls faulted per call.
-func (s Stats) CallFaultsTotal() int {
+func (s Stats) CallFaultsTotal() int { return sumKinds(s.CallFaults) }
+
+// sumKinds adds up counts kept by kind, then operation.
+func sumKinds(m map[Kind]map[string]int) int {
 	n := 0
-	for _, ops := range s.CallFaults {
+	for _, ops := range m {
 		for _, c := range ops {
 			n += c
 		}
@@ -242,15 +245,7 @@ func (s Stats) ExhaustedTotal() int {
 }
 
 // InjectedTotal is the number of faults injected.
-func (s Stats) InjectedTotal() int {
-	n := 0
-	for _, ops := range s.Injected {
-		for _, c := range ops {
-			n += c
-		}
-	}
-	return n
-}
+func (s Stats) InjectedTotal() int { return sumKinds(s.Injected) }
 
 // InjectedByKind sums the faults of one kind.
 func (s Stats) InjectedByKind(k Kind) int {
