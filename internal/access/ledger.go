@@ -17,16 +17,6 @@ type Ledger struct {
 	Gen int
 }
 
-// Held reports whether any request other than except still holds the access.
-func (l Ledger) Held(except string) bool {
-	for _, h := range l.Holders {
-		if h != except {
-			return true
-		}
-	}
-	return false
-}
-
 // ApprovalClaims is what an email approval link proves: this approver may
 // decide this request until ExpiresAt. TokenID makes each link single-use.
 type ApprovalClaims struct {

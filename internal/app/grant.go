@@ -97,9 +97,23 @@ func (s *Service) activate(ctx context.Context, r access.Request) (access.Reques
 // records whether the principal already had the access, so that no revoke
 // ever takes away access we did not give.
 func (s *Service) hold(ctx context.Context, p Provider, g access.Grant) error {
+	return s.takeHold(ctx, g, func(access.Ledger) (pre, skip bool, err error) {
+		if g.Provider == access.ProviderIAMTimeboxedPolicy {
+			return false, false, nil // per request: never there before us
+		}
+		pre, err = p.Check(ctx, g, false)
+		return pre, false, err
+	})
+}
+
+// takeHold adds the request to the holders of its grant's ledger entry,
+// reading the entry again when it changed under us (a conflict on its
+// generation). For an entry nobody holds, first decides what to record as
+// pre-existing, or to skip the hold altogether.
+func (s *Service) takeHold(ctx context.Context, g access.Grant, first func(access.Ledger) (pre, skip bool, err error)) error {
 	key := g.LedgerKey()
 	var err error
-	for range 5 { // a conflict: the entry changed while we looked at IAM
+	for range 5 {
 		var l access.Ledger
 		if l, err = s.Store.Ledger(ctx, key); err != nil {
 			return err
@@ -108,8 +122,9 @@ func (s *Service) hold(ctx context.Context, p Provider, g access.Grant) error {
 			return nil // a retried or duplicate activation
 		}
 		pre := false
-		if len(l.Holders) == 0 && g.Provider != access.ProviderIAMTimeboxedPolicy {
-			if pre, err = p.Check(ctx, g, false); err != nil {
+		if len(l.Holders) == 0 {
+			var skip bool
+			if pre, skip, err = first(l); err != nil || skip {
 				return err
 			}
 		}
@@ -167,21 +182,10 @@ func (s *Service) afterLostActivation(ctx context.Context, r access.Request, p P
 // request is known to have granted: on an entry it never held, a hold
 // would make pre-existing access ours to take.
 func (s *Service) reclaim(ctx context.Context, g access.Grant) error {
-	key := g.LedgerKey()
 	return s.retry(ctx, "reclaim grant", func() error {
-		for range 5 {
-			l, err := s.Store.Ledger(ctx, key)
-			if err != nil {
-				return err
-			}
-			if slices.Contains(l.Holders, g.RequestID) || (len(l.Holders) == 0 && l.PreExisting) {
-				return nil
-			}
-			if _, err = s.Store.HoldGrant(ctx, key, g.RequestID, false, l.Gen); !access.IsKind(err, access.KindConflict) {
-				return err
-			}
-		}
-		return access.Errorf(access.KindInternal, "grant %s keeps changing", key)
+		return s.takeHold(ctx, g, func(l access.Ledger) (pre, skip bool, err error) {
+			return false, l.PreExisting, nil
+		})
 	})
 }
 
