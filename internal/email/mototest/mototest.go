@@ -53,12 +53,15 @@ type snapshot struct {
 	} `json:"ses"`
 }
 
+// httpClient is shared, so repeated reads reuse their connection.
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
 // SentMessages returns the mail moto at motoURL has accepted: simple
 // messages first, then raw ones, each in the order they were sent. It waits
 // its turn with every other client of that server (awstest.SerialClient):
 // reading moto's whole state while it writes can fail.
 func SentMessages(motoURL string) ([]Sent, error) {
-	client := awstest.SerialClient(motoURL, &http.Client{Timeout: 10 * time.Second})
+	client := awstest.SerialClient(motoURL, httpClient)
 	req, err := http.NewRequest(http.MethodGet, strings.TrimRight(motoURL, "/")+"/moto-api/data.json", nil)
 	if err != nil {
 		return nil, fmt.Errorf("read moto data: %w", err)

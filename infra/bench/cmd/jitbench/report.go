@@ -942,8 +942,8 @@ func (r *report) findings() []string {
 		"lock, so two at once fail with HTTP 500 (\"dictionary changed size during iteration\"); and the copy makes each " +
 		"transaction take time proportional to the table (over 10 s at 20,000 items). This benchmark serializes transactions " +
 		"(`bench.SerializeTransactions`, as the store tests do) and, for the sweeper and the load test, executes them as their " +
-		"individual conditional writes (`bench.EmulateTransactions`) below the counters. Every moto client of a process, the " +
-		"local stack's included, sends one request at a time (`awstest.SerialClient`), so concurrent `POST /requests` through " +
+		"individual conditional writes (`bench.EmulateTransactions`) below the counters. The local stack's moto clients go " +
+		"further and send every request one at a time (`awstest.SerialClient`), so concurrent `POST /requests` through " +
 		"`make run` queue instead of failing (`make bench BENCH_ARGS=-stack-load` measures that path).")
 	return out
 }
