@@ -574,3 +574,22 @@ func TestSweepStatusesTakeTurns(t *testing.T) {
 	got, _ = e.store.Get(ctx(), late.ID)
 	assert.Equal(t, access.StatusTimedOut, got.Status)
 }
+
+// TestRevokeFailureAlertsBackOff: an early revoke that keeps failing is
+// retried by every sweep, but admins are mailed on attempts 1, 2, 4 and 8
+// only, not on each of them.
+func TestRevokeFailureAlertsBackOff(t *testing.T) {
+	e := newEnv(t)
+	r := e.submit(t, alice, app.SubmitInput{RoleID: "auto", Duration: 4 * time.Hour})
+	e.iam.Fail("Revoke", -1)
+	_, err := e.svc.RevokeEarly(ctx(), alice, r.ID, "done")
+	require.Error(t, err)
+	for range 8 { // attempts 2 to 9
+		e.clock.Advance(5 * time.Minute)
+		_, err := e.svc.Sweep(ctx())
+		require.NoError(t, err)
+	}
+	got, _ := e.store.Get(ctx(), r.ID)
+	require.Equal(t, 9, got.RevokeAttempts)
+	assert.Len(t, e.mail.Sent(access.NoticeRevokeFailing), 4)
+}
