@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -36,4 +37,19 @@ func TestMailboxShowsNewMail(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, mails, 3, "the cancel notices to alice and carol, newest first")
 	assert.Equal(t, 3, mails[0].N)
+}
+
+// TestMailboxSurvivesConfigureAWS: a ConfigureAWS that replaces the
+// functions' API options cannot drop the counter the mailbox relies on.
+func TestMailboxSurvivesConfigureAWS(t *testing.T) {
+	s := start(t, stack.Options{Catalog: mustParse(t, e2eCatalog), ConfigureAWS: func(c *aws.Config) { c.APIOptions = nil }})
+	mails, err := s.Mailbox("")
+	require.NoError(t, err)
+	require.Empty(t, mails)
+	alice := newClient(t, s, "alice@example.com")
+	require.Equal(t, http.StatusCreated, alice.json(http.MethodPost, "/requests",
+		map[string]string{"roleId": "group-admin", "justification": "check the mailbox counter"}, nil))
+	mails, err = s.Mailbox("")
+	require.NoError(t, err)
+	assert.Len(t, mails, 1, "the new approval email shows")
 }
