@@ -258,3 +258,42 @@ func TestRaceDuplicateRevokeOfASharedGrant(t *testing.T) {
 	l, _ := e.store.Ledger(ctx(), b.Grant().LedgerKey())
 	assert.Equal(t, []string{b.ID}, l.Holders)
 }
+
+// driftDuringRevoke writes a drift finding (as a concurrent sweep would)
+// just before each of the first n REVOKED writes, so each loses its race.
+type driftDuringRevoke struct {
+	app.Store
+	now func() time.Time
+	n   int
+}
+
+func (s *driftDuringRevoke) Transition(ctx context.Context, prev, next access.Request, rec access.AuditRecord) error {
+	if next.Status == access.StatusRevoked && s.n > 0 {
+		s.n--
+		cur, err := s.Store.Get(ctx, prev.ID)
+		if err != nil {
+			return err
+		}
+		drifted, drec, err := access.Apply(cur, access.Event{Type: access.EventDrift, Actor: app.ActorSweeper, Comment: "seen missing"}, s.now())
+		if err != nil {
+			return err
+		}
+		if err := s.Store.Transition(ctx, cur, drifted, drec); err != nil {
+			return err
+		}
+	}
+	return s.Store.Transition(ctx, prev, next, rec)
+}
+
+// TestRaceEarlyRevokeRecordOutlastsLostRaces: once the access is gone, the
+// REVOKED record is written even if several concurrent records beat it.
+func TestRaceEarlyRevokeRecordOutlastsLostRaces(t *testing.T) {
+	e := newEnv(t)
+	r := e.submit(t, alice, app.SubmitInput{RoleID: "auto", Duration: time.Hour})
+	e.svc.Store = &driftDuringRevoke{Store: e.store, now: e.clock.Now, n: 3}
+	got, err := e.svc.RevokeEarly(ctx(), alice, r.ID, "done")
+	require.NoError(t, err)
+	assert.Equal(t, access.StatusRevoked, got.Status)
+	assert.False(t, e.iam.Has(r.Grant()))
+	require.NoError(t, e.store.VerifyAudit(ctx(), r.ID))
+}
